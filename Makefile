@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLE_KB_INDEX := build/sample-kb-index
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: run test lint typecheck unit install clean bench
+
+install: $(STAMP)
+
+# torch first and pinned: anything else would pull the CUDA build (gigabytes). llama-cpp-python builds
+# from source once (~4 min on 2 cores); pip caches the wheel.
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/almanac ingest resources/sample-kb --kb $(SAMPLE_KB_INDEX)
+	$(BIN)/almanac status --kb $(SAMPLE_KB_INDEX)
+	$(BIN)/almanac search "How do I reset my password?" --kb $(SAMPLE_KB_INDEX) -k 3
+
+lint: $(STAMP)
+	$(BIN)/ruff check desktop tests benchmarks resources
+	$(BIN)/ruff format --check desktop tests
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q -ra
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/query_latency.py
+	$(BIN)/python benchmarks/retrieval_quality.py
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

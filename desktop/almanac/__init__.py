@@ -1,0 +1,3 @@
+"""Almanac: an offline, document-grounded support assistant."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,57 @@
+"""Composition root: builds the services once and hands them to the CLI or the desktop UI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from almanac.core.chunking import Chunker, ChunkingConfig
+from almanac.core.embedding import SentenceTransformerEmbedder
+from almanac.core.ingest import Ingestor
+from almanac.core.offline import enforce_offline_env
+from almanac.core.retrieval import RetrievalConfig, Searcher
+from almanac.core.store import Store
+
+APP_NAME = "Almanac"
+
+
+def default_kb_dir() -> Path:
+    env = os.environ.get("ALMANAC_KB")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME, appauthor=False) / "kb"
+
+
+def sample_kb_folder() -> Path:
+    """The bundled sample documents (resources/sample-kb in a source checkout)."""
+    return Path(__file__).resolve().parents[2] / "resources" / "sample-kb"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    store: Store
+    embedder: SentenceTransformerEmbedder
+    ingestor: Ingestor
+    searcher: Searcher
+
+
+def build_services(
+    kb_dir: Path,
+    *,
+    embedding_model: Path | None = None,
+    chunking: ChunkingConfig | None = None,
+    retrieval: RetrievalConfig | None = None,
+) -> Services:
+    enforce_offline_env()
+    embedder = SentenceTransformerEmbedder(embedding_model)
+    store = Store(kb_dir, dim=embedder.dim, embedder_name=embedder.name)
+    chunker = Chunker(embedder.count_tokens, chunking or ChunkingConfig(max_tokens=embedder.max_tokens))
+    return Services(
+        store=store,
+        embedder=embedder,
+        ingestor=Ingestor(store, embedder, chunker),
+        searcher=Searcher(store, embedder, retrieval),
+    )

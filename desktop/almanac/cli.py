@@ -1,0 +1,324 @@
+"""The command line: the same core services as the desktop app, headless.
+
+Exit codes: 0 ok, 1 failure (one-line message on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from almanac import __version__
+from almanac.core.records import IngestProgress, SearchFilters, SearchResult
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, exit code 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        return _no_command(args)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("almanac: interrupted", file=sys.stderr)
+        return 130
+    except CliError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # last resort: a one-line message, never a traceback
+        from almanac.core.documents import DocumentError
+        from almanac.core.embedding import EmbeddingError
+        from almanac.core.store import StoreError
+
+        if isinstance(exc, DocumentError | EmbeddingError | StoreError | FileNotFoundError | ValueError):
+            _fail(str(exc))
+        _fail(f"{type(exc).__name__}: {exc}")
+    return EXIT_FAILURE
+
+
+def _fail(message: str) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"almanac: error: {first_line}", file=sys.stderr)
+
+
+def _no_command(args: argparse.Namespace) -> int:
+    # Until the desktop window exists, the bare command explains how to use the CLI.
+    _parser().print_help()
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="almanac",
+        description="Offline, document-grounded support assistant.",
+    )
+    parser.add_argument("--version", action="version", version=f"almanac {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    kb_help = "knowledge-base folder (default: $ALMANAC_KB or the user data folder)"
+
+    p = sub.add_parser("ingest", help="index files and folders (incremental)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--kb", type=Path, help=kb_help)
+    p.add_argument("--force", action="store_true", help="re-read files even if unchanged")
+    p.add_argument(
+        "--no-prune", action="store_true", help="keep documents that vanished from the folders"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_ingest)
+
+    p = sub.add_parser("search", help="hybrid search of the knowledge base")
+    p.add_argument("query", nargs="?", help="the question or keywords")
+    p.add_argument("--kb", type=Path, help=kb_help)
+    p.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--jsonl", action="store_true", help='batch: read {"id","text"} lines on stdin'
+    )
+    p.add_argument("--path", help="only documents under this folder or file")
+    p.add_argument("--type", help="only these file types, comma-separated (pdf,md,docx,...)")
+    p.add_argument("--since", type=_date, help="only documents modified on or after YYYY-MM-DD")
+    p.add_argument("--until", type=_date, help="only documents modified before YYYY-MM-DD")
+    p.add_argument("--floor", type=float, help="relevance floor (cosine similarity)")
+    p.set_defaults(handler=_cmd_search)
+
+    p = sub.add_parser("status", help="documents, chunks and per-file errors")
+    p.add_argument("--kb", type=Path, help=kb_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("remove", help="remove files or folders from the index")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--kb", type=Path, help=kb_help)
+    p.set_defaults(handler=_cmd_remove)
+    return parser
+
+
+def _date(text: str) -> float:
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+    return dt.datetime(day.year, day.month, day.day).timestamp()
+
+
+def _kb(args: argparse.Namespace) -> Path:
+    from almanac.app import default_kb_dir
+
+    kb: Path | None = args.kb
+    return kb if kb is not None else default_kb_dir()
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from almanac.app import build_services
+
+    for path in args.paths:
+        if not path.exists() and not path.is_symlink():
+            raise CliError(f"no such file or folder: {path}")
+    services = build_services(_kb(args))
+    printer = _ProgressPrinter(sys.stderr, enabled=not args.quiet)
+    report = services.ingestor.ingest(args.paths, progress=printer, prune=not args.no_prune)
+    printer.finish()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "added": report.added,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                    "removed": report.removed,
+                    "failed": [{"path": f.path, "error": f.message} for f in report.failed],
+                    "chunks_written": report.chunks_written,
+                    "chunks_embedded": report.chunks_embedded,
+                    "chunks_reused": report.chunks_reused,
+                    "seconds": round(report.seconds, 3),
+                    "timings": {k: round(v, 3) for k, v in report.timings.items()},
+                }
+            )
+        )
+    else:
+        rate = report.chunks_written / report.seconds if report.seconds > 0 else 0.0
+        print(
+            f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+            f"removed {report.removed}, failed {len(report.failed)}; "
+            f"{report.chunks_written} chunks ({report.chunks_embedded} embedded, "
+            f"{report.chunks_reused} reused) in {report.seconds:.1f} s ({rate:.1f} chunks/s)"
+        )
+        for failure in report.failed:
+            print(f"  error: {failure.path}: {failure.message}")
+    return EXIT_OK
+
+
+class _ProgressPrinter:
+    """One self-updating line on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._tty = stream.isatty()
+        self._last = 0.0
+        self._printed = False
+
+    def __call__(self, p: IngestProgress) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if not self._tty and now - self._last < 2.0 and p.files_done < p.files_total:
+            return
+        self._last = now
+        line = (
+            f"files {p.files_done}/{p.files_total} ({p.files_skipped} unchanged, "
+            f"{p.files_failed} failed), chunks {p.chunks_done}, {p.chunks_per_second:.1f} chunks/s"
+        )
+        if self._tty:
+            self._stream.write("\r\x1b[K" + line)
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+        self._printed = True
+
+    def finish(self) -> None:
+        if self._enabled and self._tty and self._printed:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from almanac.app import build_services
+
+    if args.k < 1:
+        print("almanac search: error: -k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.jsonl == bool(args.query):
+        print("almanac search: error: give a QUERY or --jsonl (not both)", file=sys.stderr)
+        return EXIT_USAGE
+    kb = _kb(args)
+    from almanac.core.store import read_meta
+
+    read_meta(kb)  # fail fast, before loading the embedder, when there is no knowledge base
+    filters = SearchFilters(
+        path_prefix=str(Path(args.path).absolute().as_posix()) if args.path else None,
+        kinds=tuple(t.strip() for t in args.type.split(",") if t.strip()) if args.type else (),
+        modified_after=args.since,
+        modified_before=args.until,
+    )
+    searcher = build_services(kb).searcher
+    if args.jsonl:
+        for lineno, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                qid, text = item["id"], str(item["text"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CliError(f'stdin line {lineno}: expected {{"id": ..., "text": ...}} ({exc})') from exc
+            result = searcher.search(text, args.k, filters, floor=args.floor)
+            print(json.dumps({"id": qid, **_result_json(result)}, ensure_ascii=False), flush=True)
+        return EXIT_OK
+    result = searcher.search(args.query, args.k, filters, floor=args.floor)
+    if args.json:
+        print(json.dumps({"query": result.query, **_result_json(result)}, ensure_ascii=False))
+        return EXIT_OK
+    if not result.relevant:
+        best = "" if result.best_similarity is None else f" (best similarity {result.best_similarity:.2f})"
+        print(f"Nothing relevant found in your documents{best}.")
+        return EXIT_OK
+    for i, hit in enumerate(result.hits, 1):
+        where = hit.path + (f", page {hit.page}" if hit.page is not None else "")
+        heading = f" - {hit.heading}" if hit.heading else ""
+        sim = f", similarity {hit.vector_score:.2f}" if hit.vector_score is not None else ""
+        print(f"{i}. {where}{heading}  [score {hit.score:.4f}{sim}]")
+        snippet = " ".join(hit.text.split())
+        print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    return EXIT_OK
+
+
+def _result_json(result: SearchResult) -> dict[str, object]:
+    return {
+        "relevant": result.relevant,
+        "best_similarity": result.best_similarity,
+        "hits": [hit.to_json() for hit in result.hits],
+    }
+
+
+# -- status / remove ----------------------------------------------------------------------------
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from almanac.core.store import Store
+
+    kb = _kb(args)
+    store = Store.open_existing(kb)
+    docs = sorted(store.documents().values(), key=lambda d: d.path)
+    by_status: dict[str, int] = {}
+    for doc in docs:
+        by_status[doc.status.value] = by_status.get(doc.status.value, 0) + 1
+    chunks = store.count_chunks()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "kb": str(kb),
+                    "documents": len(docs),
+                    "chunks": chunks,
+                    "by_status": by_status,
+                    "files": [
+                        {
+                            "path": d.path,
+                            "kind": d.kind,
+                            "status": d.status.value,
+                            "error": d.error or None,
+                            "chunks": d.chunk_count,
+                            "size": d.size,
+                            "indexed_at": d.indexed_at,
+                        }
+                        for d in docs
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return EXIT_OK
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
+    print(f"Knowledge base: {kb}")
+    print(f"Documents: {len(docs)} ({counts}); chunks: {chunks}")
+    for doc in docs:
+        if doc.error:
+            label = "error" if doc.status.value == "error" else "warning"
+            print(f"  {label}: {doc.path}: {doc.error}")
+    return EXIT_OK
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from almanac.core.ingest import posix
+    from almanac.core.store import Store
+
+    store = Store.open_existing(_kb(args))
+    removed = store.remove_under([posix(p) for p in args.paths])
+    if removed == 0:
+        raise CliError("nothing to remove: no indexed document under " + ", ".join(map(str, args.paths)))
+    print(f"removed {removed} document{'s' if removed != 1 else ''}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Qt-free core: documents, chunking, embedding, store, ingestion, retrieval."""

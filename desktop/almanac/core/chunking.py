@@ -1,0 +1,174 @@
+"""Splitting sections into embedder-sized chunks at semantic boundaries.
+
+Sizes are measured with the embedder's own tokenizer: all-MiniLM-L6-v2 silently drops everything past
+256 word pieces, so a chunk that is "about 1,000 characters" can lose its second half. Every chunk's
+embedded text (heading context + span) is guaranteed to fit ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from almanac.core.records import Chunk, ParsedDocument, Section
+
+TokenCounter = Callable[[str], int]
+
+# Boundary strength before a piece: lower is a better place to cut.
+_PARAGRAPH, _LINE, _SENTENCE, _WORD, _CHAR = range(5)
+
+_PARAGRAPH_RE = re.compile(r"\n[ \t]*\n\s*")
+_LINE_RE = re.compile(r"\n\s*")
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace and
+# a capital, digit or opening quote. Cheap, and good enough for cut points: chunks overlap anyway.
+_SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD_RE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkingConfig:
+    target_tokens: int = 160
+    max_tokens: int = 256  # the embedder's hard limit, including special tokens
+    overlap_tokens: int = 32
+    special_tokens: int = 2  # [CLS] and [SEP]
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_tokens <= self.max_tokens - self.special_tokens:
+            raise ValueError("target_tokens must be positive and leave room for special tokens")
+        if not 0 <= self.overlap_tokens < self.target_tokens:
+            raise ValueError("overlap_tokens must be smaller than target_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    start: int
+    end: int
+    tokens: int
+    boundary: int  # strength of the boundary *before* this piece
+
+
+def embedding_text(heading_path: Sequence[str], text: str) -> str:
+    """What the embedder sees: heading context first, so a passage is found by its topic too."""
+    if not heading_path:
+        return text
+    return " > ".join(heading_path) + "\n" + text
+
+
+def chunk_hash(embedded: str) -> str:
+    return hashlib.sha256(embedded.encode("utf-8")).hexdigest()[:32]
+
+
+class Chunker:
+    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig | None = None) -> None:
+        self._count = count_tokens
+        self.config = config or ChunkingConfig()
+
+    def chunk_document(self, doc_path: str, document: ParsedDocument) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section in document.sections:
+            page_text = document.page_text(section.page)
+            for start, end in self._spans(page_text, section):
+                text = page_text[start:end]
+                embedded = embedding_text(section.heading_path, text)
+                chunks.append(
+                    Chunk(
+                        doc_path=doc_path,
+                        ordinal=len(chunks),
+                        text=text,
+                        heading_path=section.heading_path,
+                        page=section.page,
+                        start=start,
+                        end=end,
+                        chunk_hash=chunk_hash(embedded),
+                    )
+                )
+        return chunks
+
+    def _spans(self, page_text: str, section: Section) -> Iterator[tuple[int, int]]:
+        cfg = self.config
+        heading_cost = self._count(" > ".join(section.heading_path) + "\n") if section.heading_path else 0
+        # A very long heading path must not starve the text: cap its share at half the budget.
+        budget = cfg.max_tokens - cfg.special_tokens - min(heading_cost, cfg.max_tokens // 2)
+        target = min(cfg.target_tokens, budget)
+        pieces = self._pieces(page_text, section.start, section.end, _PARAGRAPH, target)
+        yield from _pack(pieces, target, min(cfg.overlap_tokens, target // 2))
+
+    def _pieces(self, text: str, start: int, end: int, level: int, limit: int) -> list[_Piece]:
+        """Split ``text[start:end]`` into pieces of at most ``limit`` tokens, coarsest boundaries first."""
+        tokens = self._count(text[start:end])
+        if tokens <= limit:
+            return [_Piece(start, end, tokens, level)]
+        if level == _CHAR:
+            return self._char_pieces(text, start, end, limit)
+        splitter = (_PARAGRAPH_RE, _LINE_RE, _SENTENCE_RE, _WORD_RE)[level]
+        out: list[_Piece] = []
+        for i, (s, e) in enumerate(_split_spans(text, start, end, splitter)):
+            sub = self._pieces(text, s, e, level + 1, limit)
+            if i > 0 and sub:
+                sub[0] = _Piece(sub[0].start, sub[0].end, sub[0].tokens, level)
+            out.extend(sub)
+        return out
+
+    def _char_pieces(self, text: str, start: int, end: int, limit: int) -> list[_Piece]:
+        # Only reached by a single "word" longer than the whole budget (base64, a URL wall):
+        # there is no word boundary to respect, so cut it by size.
+        out: list[_Piece] = []
+        pos = start
+        while pos < end:
+            size = max(1, min(end - pos, limit * 2))
+            while size > 1 and self._count(text[pos : pos + size]) > limit:
+                size = size * 3 // 4
+            out.append(_Piece(pos, pos + size, self._count(text[pos : pos + size]), _CHAR))
+            pos += size
+        return out
+
+
+def _split_spans(text: str, start: int, end: int, pattern: re.Pattern[str]) -> Iterator[tuple[int, int]]:
+    pos = start
+    for match in pattern.finditer(text, start, end):
+        if match.start() > pos:
+            yield pos, match.start()
+        pos = match.end()
+    if pos < end:
+        yield pos, end
+
+
+def _pack(pieces: list[_Piece], target: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """Greedy packing into spans of at most ``target`` tokens, each new span re-reading a little of
+    the previous one (never more than ``overlap`` tokens, never across a paragraph boundary)."""
+    i = 0
+    n = len(pieces)
+    while i < n:
+        total = pieces[i].tokens
+        j = i + 1
+        while j < n and total + pieces[j].tokens <= target:
+            total += pieces[j].tokens
+            j += 1
+        # Prefer ending at the strongest boundary in the back half of the window, so a chunk
+        # doesn't end one sentence into a new paragraph.
+        if j < n:
+            best = j
+            for k in range(j - 1, i, -1):
+                if pieces[k].boundary < pieces[best].boundary and _tokens(pieces, i, k) * 2 >= total:
+                    best = k
+            j = best
+        yield pieces[i].start, pieces[j - 1].end
+        if j >= n:
+            break
+        # Step back for overlap, but always make progress.
+        k = j
+        back = 0
+        while (
+            k - 1 > i
+            and pieces[k].boundary >= _SENTENCE
+            and back + pieces[k - 1].tokens <= overlap
+        ):
+            k -= 1
+            back += pieces[k].tokens
+        i = k
+
+
+def _tokens(pieces: list[_Piece], i: int, j: int) -> int:
+    return sum(p.tokens for p in pieces[i:j])

@@ -1,0 +1,223 @@
+"""PDF via pypdfium2: one text per page; the outline (bookmarks), when present, gives heading paths.
+
+Page text is pdfium's text with line breaks normalized, end-of-line hyphen markers dropped and
+ligatures expanded. ``char_range`` maps offsets back to pdfium char indices so a viewer can
+highlight a cited span on the rendered page.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from almanac.core.documents.errors import (
+    CorruptDocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+)
+from almanac.core.documents.text import HeadingCut, HeadingPath, HeadingStack, sections_between
+from almanac.core.records import ParsedDocument, Section
+
+# PDFium is not thread-safe, not even across different documents: every pdfium call in the
+# process (ingest workers, the viewer's rendering and ``char_range``) must hold this lock.
+PDFIUM_LOCK = threading.RLock()
+
+# pdfium writes "\r\n" between lines, U+FFFE where it joined a hyphenated word across a line
+# break, and passes through stray control codes from broken fonts.
+_SPECIAL = re.compile(r"\r\n?|[\x00-\x08\x0b-\x1f\ufffe\uffff\ufb00-\ufb06]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Bookmark:
+    page_index: int
+    order: int
+    title: str
+    path: HeadingPath
+
+
+def read(path: Path) -> ParsedDocument:
+    data = path.read_bytes()
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise _load_error(exc, data) from exc
+        try:
+            page_count = len(pdf)
+            bookmarks = _bookmarks(pdf, page_count)
+            pages, unreadable = _page_texts(pdf, page_count)
+        finally:
+            pdf.close()
+    if not any(page.strip() for page in pages):
+        if page_count == 0:
+            raise EmptyDocumentError("PDF has no pages")
+        raise EmptyDocumentError("no extractable text (scanned PDF? OCR is not supported)")
+    sections = [s for i, text in enumerate(pages) for s in _page_sections(text, i, bookmarks)]
+    return ParsedDocument(
+        "pdf", tuple(pages), tuple(sections), paged=True, warnings=_warnings(pages, unreadable)
+    )
+
+
+def char_range(textpage: Any, start: int, end: int) -> tuple[int, int]:
+    """``(index, count)`` of the pdfium chars behind ``page_text[start:end]`` on an open textpage.
+
+    Feed it to ``textpage.count_rects(index, count)`` / ``get_rect(i)`` to highlight a span.
+    Call it while holding ``PDFIUM_LOCK``.
+    """
+    raw = textpage.get_text_range()
+    first = _raw_index(raw, start)
+    last = _raw_index(raw, max(start, end - 1))
+    first_char = pdfium_c.FPDFText_GetCharIndexFromTextIndex(textpage, _utf16_index(raw, first))
+    last_char = pdfium_c.FPDFText_GetCharIndexFromTextIndex(textpage, _utf16_index(raw, last))
+    return first_char, max(0, last_char - first_char + 1)
+
+
+def _load_error(exc: pdfium.PdfiumError, data: bytes) -> Exception:
+    code = getattr(exc, "err_code", None)
+    if code == pdfium_c.FPDF_ERR_PASSWORD:
+        return EncryptedDocumentError("PDF is password-protected")
+    if code == pdfium_c.FPDF_ERR_SECURITY:
+        return EncryptedDocumentError("PDF uses an unsupported encryption scheme")
+    if b"%PDF-" not in data[:1024]:
+        return CorruptDocumentError("not a valid PDF file (no PDF header)")
+    return CorruptDocumentError("not a valid PDF file (damaged or truncated)")
+
+
+def _page_texts(pdf: Any, page_count: int) -> tuple[list[str], list[int]]:
+    pages: list[str] = []
+    unreadable: list[int] = []
+    for index in range(page_count):
+        try:
+            pages.append(_normalize(_raw_page_text(pdf, index)))
+        except pdfium.PdfiumError:
+            pages.append("")
+            unreadable.append(index + 1)
+    return pages, unreadable
+
+
+def _raw_page_text(pdf: Any, index: int) -> str:
+    page = pdf[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return str(textpage.get_text_range())
+        finally:
+            textpage.close()
+    finally:
+        page.close()
+
+
+def _warnings(pages: list[str], unreadable: list[int]) -> tuple[str, ...]:
+    warnings: list[str] = []
+    if unreadable:
+        warnings.append(f"{len(unreadable)} page(s) could not be read: {_page_list(unreadable)}")
+    blank = [i + 1 for i, text in enumerate(pages) if not text.strip() and i + 1 not in unreadable]
+    if blank:
+        warnings.append(
+            f"{len(blank)} page(s) have no extractable text (scanned?): {_page_list(blank)}"
+        )
+    return tuple(warnings)
+
+
+def _page_list(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + (", …" if len(numbers) > 10 else "")
+
+
+# --- outline -----------------------------------------------------------------------------------
+
+
+def _bookmarks(pdf: Any, page_count: int) -> list[_Bookmark]:
+    """Outline entries in page order, each with its full heading path."""
+    headings = HeadingStack()
+    found: list[tuple[int | None, str, HeadingPath]] = []
+    try:
+        for item in pdf.get_toc():
+            title = " ".join(str(item.get_title()).split())
+            dest = item.get_dest()
+            index = dest.get_index() if dest is not None else None
+            path = headings.push(int(item.level), title) if title else headings.path
+            found.append(
+                (index if index is not None and 0 <= index < page_count else None, title, path)
+            )
+    except pdfium.PdfiumError:
+        pass  # a damaged outline only costs us headings, not text
+    bookmarks: list[_Bookmark] = []
+    next_page: int | None = None
+    # An entry without a destination (a pure grouping node) starts where its next entry does.
+    for order in range(len(found) - 1, -1, -1):
+        index, title, path = found[order]
+        next_page = index if index is not None else next_page
+        if next_page is not None:
+            bookmarks.append(_Bookmark(next_page, order, title, path))
+    return sorted(bookmarks, key=lambda b: (b.page_index, b.order))
+
+
+def _page_sections(text: str, index: int, bookmarks: list[_Bookmark]) -> Iterator[Section]:
+    inherited: HeadingPath = ()
+    cuts: list[HeadingCut] = []
+    cursor = 0
+    for bookmark in bookmarks:
+        if bookmark.page_index < index:
+            inherited = bookmark.path
+        elif bookmark.page_index == index:
+            # Outline entries only name a page; find the title on it to cut where the section
+            # actually starts. If it isn't there, the new path applies from the last cut on.
+            match = _find_title(text, bookmark.title, cursor)
+            start, end = (match.start(), match.end()) if match else (cursor, cursor)
+            cuts.append(HeadingCut(start, end, bookmark.path))
+            cursor = end
+    yield from sections_between(text, cuts, initial_path=inherited, page=index + 1)
+
+
+def _find_title(text: str, title: str, start: int) -> re.Match[str] | None:
+    words = title.split()
+    if not words:
+        return None
+    return re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE).search(text, start)
+
+
+# --- text normalization and the offset map back to pdfium --------------------------------------
+
+
+def _replacement(match: re.Match[str]) -> str:
+    found = match.group()
+    if found[0] == "\r":
+        return "\n"
+    if "\ufb00" <= found <= "\ufb06":
+        return unicodedata.normalize("NFKC", found)
+    return ""
+
+
+def _normalize(raw: str) -> str:
+    return _SPECIAL.sub(_replacement, raw)
+
+
+def _raw_index(raw: str, offset: int) -> int:
+    """Index into ``raw`` of the character that produced ``_normalize(raw)[offset]``."""
+    produced = 0
+    consumed = 0
+    for match in _SPECIAL.finditer(raw):
+        plain = match.start() - consumed
+        if offset < produced + plain:
+            return consumed + offset - produced
+        produced += plain
+        replaced = len(_replacement(match))
+        if offset < produced + replaced:
+            return match.start()
+        produced += replaced
+        consumed = match.end()
+    return min(consumed + offset - produced, max(0, len(raw) - 1))
+
+
+def _utf16_index(raw: str, index: int) -> int:
+    # pdfium counts text in UTF-16 units; characters beyond the BMP take two.
+    return index + sum(1 for ch in raw[:index] if ord(ch) > 0xFFFF)

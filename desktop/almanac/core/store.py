@@ -1,0 +1,507 @@
+"""The knowledge base on disk: two LanceDB tables (documents, chunks) in one folder.
+
+Atomicity: a batch of documents replaces its chunks in ONE LanceDB commit (merge-insert with a
+delete of the batch's stale rows), so a reader never sees half a document or two versions of it.
+The documents table is written after the chunks; a crash in between leaves a documents row that
+disagrees with the file on disk, which the next ingest notices (sha256) and redoes idempotently.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from almanac.core.chunking import embedding_text
+from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
+
+SCHEMA_VERSION = 1
+_META_FILE = "almanac-kb.json"
+_IN_LIST_SIZE = 400  # keep SQL IN (...) lists bounded
+
+
+class StoreError(Exception):
+    pass
+
+
+def read_meta(kb_dir: Path) -> dict[str, Any]:
+    meta_path = Path(kb_dir) / _META_FILE
+    if not meta_path.is_file():
+        raise StoreError(f"no knowledge base at {kb_dir} (run 'almanac ingest PATH --kb {kb_dir}' first)")
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"knowledge base metadata is unreadable: {meta_path}") from exc
+    return meta
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk row as read back for search results."""
+
+    chunk_id: str
+    doc_path: str
+    text: str
+    heading: str
+    page: int | None
+    start: int
+    end: int
+    score: float  # cosine similarity (vector search) or BM25 (text search)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWrite:
+    """One document's complete new state: its row plus all of its chunks and their vectors."""
+
+    info: DocumentInfo
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray  # (len(chunks), dim) float32, normalized
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def _batches(values: Sequence[str], size: int = _IN_LIST_SIZE) -> Iterator[Sequence[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def chunk_id(doc_path: str, ordinal: int, hash_: str) -> str:
+    doc = hashlib.sha1(doc_path.encode("utf-8")).hexdigest()[:16]
+    return f"{doc}-{ordinal:06d}-{hash_[:12]}"
+
+
+def documents_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("path", pa.string(), nullable=False),
+            pa.field("source", pa.string()),
+            pa.field("rel_path", pa.string()),
+            pa.field("sha256", pa.string()),
+            pa.field("size", pa.int64()),
+            pa.field("mtime", pa.float64()),
+            pa.field("kind", pa.string()),
+            pa.field("status", pa.string()),
+            pa.field("error", pa.string()),
+            pa.field("chunk_count", pa.int32()),
+            pa.field("indexed_at", pa.float64()),
+        ]
+    )
+
+
+def chunks_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("doc_path", pa.string()),
+            pa.field("chunk_hash", pa.string()),
+            pa.field("ordinal", pa.int32()),
+            pa.field("text", pa.string()),
+            pa.field("heading", pa.string()),
+            # What the embedder saw; the full-text index covers it so headings match words too.
+            pa.field("search_text", pa.string()),
+            pa.field("page", pa.int32()),
+            pa.field("start_offset", pa.int32()),
+            pa.field("end_offset", pa.int32()),
+            pa.field("kind", pa.string()),
+            pa.field("mtime", pa.float64()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+class Store:
+    """One writer, many readers. All methods are safe to call from several threads."""
+
+    def __init__(self, kb_dir: Path, *, dim: int, embedder_name: str) -> None:
+        import lancedb
+
+        self.kb_dir = Path(kb_dir)
+        self.kb_dir.mkdir(parents=True, exist_ok=True)
+        self._check_meta(dim, embedder_name)
+        self.dim = dim
+        # Interval 0: every read sees the latest commit, so search reflects an ingest at once.
+        self._db = lancedb.connect(
+            str(self.kb_dir / "lancedb"), read_consistency_interval=datetime.timedelta(0)
+        )
+        self._write_lock = threading.Lock()
+        existing = set(self._table_names())
+        self._documents = (
+            self._db.open_table("documents")
+            if "documents" in existing
+            else self._db.create_table("documents", schema=documents_schema())
+        )
+        self._chunks = (
+            self._db.open_table("chunks")
+            if "chunks" in existing
+            else self._db.create_table("chunks", schema=chunks_schema(dim))
+        )
+        self._fts_ready = any(i.index_type == "FTS" for i in self._chunks.list_indices())
+
+    @classmethod
+    def open_existing(cls, kb_dir: Path) -> Store:
+        """Open a knowledge base without loading its embedder (status, remove)."""
+        meta = read_meta(kb_dir)
+        return cls(kb_dir, dim=int(meta["dim"]), embedder_name=str(meta["embedder"]))
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    def _table_names(self) -> list[str]:
+        result: Any = self._db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def _check_meta(self, dim: int, embedder_name: str) -> None:
+        meta_path = self.kb_dir / _META_FILE
+        if meta_path.exists():
+            meta = read_meta(self.kb_dir)
+            if meta.get("schema_version") != SCHEMA_VERSION:
+                raise StoreError(
+                    f"knowledge base {self.kb_dir} has schema version "
+                    f"{meta.get('schema_version')}, this Almanac needs {SCHEMA_VERSION}"
+                )
+            if meta.get("dim") != dim or meta.get("embedder") != embedder_name:
+                raise StoreError(
+                    f"knowledge base {self.kb_dir} was built with embedder "
+                    f"{meta.get('embedder')!r} ({meta.get('dim')}-d); re-index it to use "
+                    f"{embedder_name!r} ({dim}-d)"
+                )
+            return
+        tmp = meta_path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"schema_version": SCHEMA_VERSION, "dim": dim, "embedder": embedder_name}),
+            encoding="utf-8",
+        )
+        tmp.replace(meta_path)
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def documents(self, where: str | None = None) -> dict[str, DocumentInfo]:
+        query = self._documents.search()
+        if where:
+            query = query.where(where)
+        table = query.limit(None).to_arrow() if where else self._documents.to_arrow()
+        return {row["path"]: _document_from_row(row) for row in table.to_pylist()}
+
+    def document(self, path: str) -> DocumentInfo | None:
+        docs = self.documents(f"path = {sql_str(path)}")
+        return docs.get(path)
+
+    def documents_under(self, prefix: str) -> dict[str, DocumentInfo]:
+        folder = prefix.rstrip("/") + "/"
+        return {
+            p: d for p, d in self.documents().items() if p == prefix or p.startswith(folder)
+        }
+
+    def count_chunks(self) -> int:
+        return int(self._chunks.count_rows())
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def vectors_for_hashes(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Existing vectors by chunk hash, so unchanged text is never embedded twice."""
+        wanted = sorted(set(hashes))
+        found: dict[str, np.ndarray] = {}
+        if not wanted or self._chunks.count_rows() == 0:
+            return found
+        for group in _batches(wanted):
+            table = (
+                self._chunks.search()
+                .where(_in_list("chunk_hash", group))
+                .select(["chunk_hash", "vector"])
+                .limit(None)
+                .to_arrow()
+            )
+            hashes_col = table["chunk_hash"].to_pylist()
+            vectors = _vector_matrix(table, self.dim)
+            for h, vec in zip(hashes_col, vectors, strict=True):
+                found.setdefault(h, vec)
+        return found
+
+    def vectors_for_ids(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for group in _batches(list(ids)):
+            table = (
+                self._chunks.search()
+                .where(_in_list("id", group))
+                .select(["id", "vector"])
+                .limit(None)
+                .to_arrow()
+            )
+            found.update(zip(table["id"].to_pylist(), _vector_matrix(table, self.dim), strict=True))
+        return found
+
+    def write_documents(self, writes: Sequence[DocumentWrite]) -> None:
+        """Replace the chunks of every document in ``writes`` atomically, then their rows."""
+        if not writes:
+            return
+        paths = [w.info.path for w in writes]
+        rows = _chunk_rows(writes, self.dim)
+        with self._write_lock:
+            (
+                self._chunks.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(_in_list("doc_path", paths))
+                .execute(rows)
+            )
+            self._upsert_documents([w.info for w in writes])
+
+    def record_failures(self, infos: Sequence[DocumentInfo]) -> None:
+        """A file that can't be read keeps a row with its error and loses its stale chunks."""
+        if not infos:
+            return
+        with self._write_lock:
+            self._delete_chunks([i.path for i in infos])
+            self._upsert_documents(infos)
+
+    def remove_documents(self, paths: Sequence[str]) -> int:
+        if not paths:
+            return 0
+        with self._write_lock:
+            self._delete_chunks(paths)
+            for group in _batches(list(paths)):
+                self._documents.delete(_in_list("path", group))
+        return len(paths)
+
+    def remove_under(self, paths: Sequence[str]) -> int:
+        """Remove documents at these paths or under these folders."""
+        doomed: set[str] = set()
+        for key in paths:
+            doomed.update(self.documents_under(key))
+        return self.remove_documents(sorted(doomed))
+
+    def rename_document(self, old: str, new_info: DocumentInfo) -> None:
+        """Move a document's rows to a new path without re-embedding anything."""
+        with self._write_lock:
+            self._chunks.update(
+                where=f"doc_path = {sql_str(old)}", values={"doc_path": new_info.path}
+            )
+            self._documents.delete(f"path = {sql_str(old)}")
+            self._upsert_documents([new_info])
+
+    def sweep_orphans(self) -> int:
+        """Delete chunks whose document row is gone (a crash between the two commits)."""
+        known = set(self.documents())
+        chunk_docs = set(self.all_chunk_rows(["doc_path"])["doc_path"].to_pylist())
+        orphans = sorted(chunk_docs - known)
+        if orphans:
+            with self._write_lock:
+                self._delete_chunks(orphans)
+        return len(orphans)
+
+    def _delete_chunks(self, paths: Sequence[str]) -> None:
+        for group in _batches(list(paths)):
+            self._chunks.delete(_in_list("doc_path", group))
+
+    def _upsert_documents(self, infos: Sequence[DocumentInfo]) -> None:
+        table = pa.Table.from_pylist([_document_row(i) for i in infos], schema=documents_schema())
+        (
+            self._documents.merge_insert("path")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(table)
+        )
+
+    # -- indexes and maintenance --------------------------------------------------------------
+
+    def ensure_indexes(self) -> None:
+        """Create the full-text index once there is data; fold new rows into indexes."""
+        from lancedb.index import FTS
+
+        if self._chunks.count_rows() == 0:
+            return
+        with self._write_lock:
+            if not self._fts_ready:
+                self._chunks.create_index("search_text", config=FTS(), replace=True)
+                self._fts_ready = True
+            else:
+                self._chunks.optimize()
+
+    def compact(self) -> None:
+        with self._write_lock:
+            self._chunks.optimize(cleanup_older_than=datetime.timedelta(0))
+            self._documents.optimize(cleanup_older_than=datetime.timedelta(0))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def vector_search(
+        self, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[StoredChunk]:
+        if self._chunks.count_rows() == 0:
+            return []
+        query = self._chunks.search(vector.tolist(), vector_column_name="vector").distance_type(
+            "cosine"
+        )
+        where = filter_sql(filters)
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select([*_RESULT_COLUMNS, "_distance"]).limit(k).to_list()
+        return [_stored_chunk(row, 1.0 - float(row["_distance"])) for row in rows]
+
+    def text_search(
+        self, text: str, k: int, filters: SearchFilters | None = None
+    ) -> list[StoredChunk]:
+        if not self._fts_ready or not text.strip():
+            return []
+        query = self._chunks.search(text, query_type="fts", fts_columns="search_text")
+        where = filter_sql(filters)
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select([*_RESULT_COLUMNS, "_score"]).limit(k).to_list()
+        return [_stored_chunk(row, float(row["_score"])) for row in rows]
+
+    def chunks_of(self, path: str) -> list[StoredChunk]:
+        rows = (
+            self._chunks.search()
+            .where(f"doc_path = {sql_str(path)}")
+            .select([*_RESULT_COLUMNS, "ordinal"])
+            .limit(None)
+            .to_list()
+        )
+        rows.sort(key=lambda r: r["ordinal"])
+        return [_stored_chunk(row, 0.0) for row in rows]
+
+    def all_chunk_rows(self, columns: Sequence[str]) -> pa.Table:
+        return self._chunks.search().select(list(columns)).limit(None).to_arrow()
+
+
+_RESULT_COLUMNS = ["id", "doc_path", "text", "heading", "page", "start_offset", "end_offset"]
+
+
+def filter_sql(filters: SearchFilters | None) -> str | None:
+    if filters is None:
+        return None
+    clauses: list[str] = []
+    if filters.path_prefix:
+        prefix = filters.path_prefix
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(f"(doc_path = {sql_str(prefix)} OR doc_path LIKE {sql_str(escaped.rstrip('/') + '/%')} ESCAPE '\\')")
+    if filters.kinds:
+        clauses.append(_in_list("kind", [k.lower().lstrip(".") for k in filters.kinds]))
+    if filters.modified_after is not None:
+        clauses.append(f"mtime >= {float(filters.modified_after)!r}")
+    if filters.modified_before is not None:
+        clauses.append(f"mtime <= {float(filters.modified_before)!r}")
+    return " AND ".join(clauses) or None
+
+
+def _stored_chunk(row: dict[str, Any], score: float) -> StoredChunk:
+    page = row.get("page")
+    return StoredChunk(
+        chunk_id=row["id"],
+        doc_path=row["doc_path"],
+        text=row["text"],
+        heading=row["heading"] or "",
+        page=int(page) if page is not None else None,
+        start=int(row["start_offset"]),
+        end=int(row["end_offset"]),
+        score=score,
+    )
+
+
+def _vector_matrix(table: pa.Table, dim: int) -> np.ndarray:
+    column = table["vector"].combine_chunks()
+    flat = column.values.to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(-1, dim)
+
+
+def _chunk_rows(writes: Sequence[DocumentWrite], dim: int) -> pa.Table:
+    ids: list[str] = []
+    doc_paths: list[str] = []
+    hashes: list[str] = []
+    ordinals: list[int] = []
+    texts: list[str] = []
+    headings: list[str] = []
+    search_texts: list[str] = []
+    pages: list[int | None] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    kinds: list[str] = []
+    mtimes: list[float] = []
+    vector_parts: list[np.ndarray] = []
+    for write in writes:
+        if len(write.chunks) != len(write.vectors):
+            raise StoreError(f"{write.info.path}: {len(write.chunks)} chunks but {len(write.vectors)} vectors")
+        for chunk in write.chunks:
+            ids.append(chunk_id(chunk.doc_path, chunk.ordinal, chunk.chunk_hash))
+            doc_paths.append(chunk.doc_path)
+            hashes.append(chunk.chunk_hash)
+            ordinals.append(chunk.ordinal)
+            texts.append(chunk.text)
+            headings.append(chunk.heading)
+            search_texts.append(embedding_text(chunk.heading_path, chunk.text))
+            pages.append(chunk.page)
+            starts.append(chunk.start)
+            ends.append(chunk.end)
+            kinds.append(write.info.kind)
+            mtimes.append(write.info.mtime)
+        if len(write.chunks):
+            vector_parts.append(np.asarray(write.vectors, dtype=np.float32).reshape(-1, dim))
+    flat = (
+        np.concatenate(vector_parts).reshape(-1) if vector_parts else np.zeros(0, dtype=np.float32)
+    )
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), dim)
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "doc_path": pa.array(doc_paths, pa.string()),
+            "chunk_hash": pa.array(hashes, pa.string()),
+            "ordinal": pa.array(ordinals, pa.int32()),
+            "text": pa.array(texts, pa.string()),
+            "heading": pa.array(headings, pa.string()),
+            "search_text": pa.array(search_texts, pa.string()),
+            "page": pa.array(pages, pa.int32()),
+            "start_offset": pa.array(starts, pa.int32()),
+            "end_offset": pa.array(ends, pa.int32()),
+            "kind": pa.array(kinds, pa.string()),
+            "mtime": pa.array(mtimes, pa.float64()),
+            "vector": vectors,
+        },
+        schema=chunks_schema(dim),
+    )
+
+
+def _document_row(info: DocumentInfo) -> dict[str, Any]:
+    return {
+        "path": info.path,
+        "source": info.source,
+        "rel_path": info.rel_path,
+        "sha256": info.sha256,
+        "size": info.size,
+        "mtime": info.mtime,
+        "kind": info.kind,
+        "status": info.status.value,
+        "error": info.error,
+        "chunk_count": info.chunk_count,
+        "indexed_at": info.indexed_at,
+    }
+
+
+def _document_from_row(row: dict[str, Any]) -> DocumentInfo:
+    return DocumentInfo(
+        path=row["path"],
+        source=row["source"] or "",
+        rel_path=row["rel_path"] or "",
+        sha256=row["sha256"] or "",
+        size=int(row["size"] or 0),
+        mtime=float(row["mtime"] or 0.0),
+        kind=row["kind"] or "",
+        status=DocumentStatus(row["status"]),
+        error=row["error"] or "",
+        chunk_count=int(row["chunk_count"] or 0),
+        indexed_at=float(row["indexed_at"] or 0.0),
+    )

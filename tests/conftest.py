@@ -1,0 +1,70 @@
+"""Shared fixtures: one real embedder per session, real LanceDB knowledge bases in temp folders."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from almanac.app import sample_kb_folder  # noqa: E402
+from almanac.core.chunking import Chunker, ChunkingConfig  # noqa: E402
+from almanac.core.embedding import SentenceTransformerEmbedder  # noqa: E402
+from almanac.core.ingest import Ingestor  # noqa: E402
+from almanac.core.retrieval import RetrievalConfig, Searcher  # noqa: E402
+from almanac.core.store import Store  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+@dataclass
+class KB:
+    path: Path
+    store: Store
+    ingestor: Ingestor
+    searcher: Searcher
+
+
+@pytest.fixture
+def make_kb(tmp_path: Path, embedder: SentenceTransformerEmbedder):
+    def factory(
+        name: str = "kb",
+        chunking: ChunkingConfig | None = None,
+        retrieval: RetrievalConfig | None = None,
+    ) -> KB:
+        kb_dir = tmp_path / name
+        store = Store(kb_dir, dim=embedder.dim, embedder_name=embedder.name)
+        chunker = Chunker(embedder.count_tokens, chunking or ChunkingConfig())
+        return KB(kb_dir, store, Ingestor(store, embedder, chunker), Searcher(store, embedder, retrieval))
+
+    return factory
+
+
+@pytest.fixture
+def kb(make_kb) -> KB:
+    return make_kb()
+
+
+@pytest.fixture(scope="session")
+def sample_kb() -> Path:
+    return sample_kb_folder()
+
+
+@pytest.fixture(scope="session")
+def sample_questions() -> list[dict[str, object]]:
+    return json.loads((DATA / "sample_kb_questions.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def unanswerable_questions() -> list[dict[str, object]]:
+    return json.loads((DATA / "sample_kb_unanswerable.json").read_text(encoding="utf-8"))

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import pytest
+
+from almanac.core.chunking import Chunker, ChunkingConfig, embedding_text
+from almanac.core.records import ParsedDocument, Section
+
+
+def _doc(text: str, heading: tuple[str, ...] = ("Guide",), page: int | None = None) -> ParsedDocument:
+    pages = (text,)
+    return ParsedDocument(
+        kind="txt",
+        pages=pages,
+        sections=(Section(text, heading, page, 0, len(text)),),
+        paged=page is not None,
+    )
+
+
+def _words(n: int, prefix: str = "word") -> str:
+    return " ".join(f"{prefix}{i}" for i in range(n))
+
+
+@pytest.fixture
+def chunker(embedder) -> Chunker:
+    return Chunker(embedder.count_tokens, ChunkingConfig(target_tokens=60, max_tokens=256, overlap_tokens=12))
+
+
+def test_offsets_are_exact_and_within_limits(chunker: Chunker, embedder) -> None:
+    paragraphs = [
+        f"Paragraph {p}. " + " ".join(f"Sentence {p}.{s} talks about syncing files safely." for s in range(6))
+        for p in range(8)
+    ]
+    text = "\n\n".join(paragraphs)
+    doc = _doc(text)
+    chunks = chunker.chunk_document("/kb/guide.txt", doc)
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+        embedded = embedding_text(chunk.heading_path, chunk.text)
+        assert embedder.count_tokens(embedded) + 2 <= 256
+        assert chunker.config.target_tokens >= embedder.count_tokens(chunk.text)
+    # Every character of the section is covered by some chunk (no text silently dropped).
+    covered = set()
+    for chunk in chunks:
+        covered.update(range(chunk.start, chunk.end))
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_never_cuts_mid_word(chunker: Chunker) -> None:
+    text = " ".join(["supercalifragilistic"] * 400)  # no sentence boundaries at all
+    chunks = chunker.chunk_document("/kb/a.txt", _doc(text))
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert chunk.start == 0 or text[chunk.start - 1] == " "
+        assert chunk.end == len(text) or text[chunk.end] == " "
+
+
+def test_prefers_paragraph_boundaries(chunker: Chunker) -> None:
+    para = "This paragraph explains one topic in a few words. It has two sentences."
+    text = "\n\n".join(f"{para} Topic {i}." for i in range(12))
+    chunks = chunker.chunk_document("/kb/a.txt", _doc(text))
+    for chunk in chunks[:-1]:
+        assert text[chunk.end : chunk.end + 2] == "\n\n", chunk.text[-40:]
+
+
+def test_overlap_between_consecutive_chunks(chunker: Chunker) -> None:
+    text = " ".join(f"Sentence number {i} is here." for i in range(80))  # one long paragraph
+    chunks = chunker.chunk_document("/kb/a.txt", _doc(text))
+    assert len(chunks) >= 3
+    overlaps = [a.end > b.start for a, b in zip(chunks, chunks[1:], strict=False)]
+    assert any(overlaps)
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start > a.start  # progress
+
+
+def test_giant_token_is_split_and_fits(embedder) -> None:
+    chunker = Chunker(embedder.count_tokens, ChunkingConfig(target_tokens=100))
+    blob = "x" * 5000  # a base64-like wall without whitespace
+    chunks = chunker.chunk_document("/kb/a.txt", _doc(blob, heading=()))
+    assert "".join(c.text for c in chunks) == blob
+    assert all(embedder.count_tokens(c.text) <= 100 for c in chunks)
+
+
+def test_hash_depends_on_heading_and_text(chunker: Chunker) -> None:
+    a = chunker.chunk_document("/kb/a.txt", _doc("Same text here.", heading=("A",)))[0]
+    b = chunker.chunk_document("/kb/b.txt", _doc("Same text here.", heading=("A",)))[0]
+    c = chunker.chunk_document("/kb/a.txt", _doc("Same text here.", heading=("B",)))[0]
+    assert a.chunk_hash == b.chunk_hash  # path-independent: a renamed file reuses its vectors
+    assert a.chunk_hash != c.chunk_hash
+
+
+def test_pages_and_headings_are_kept() -> None:
+    page1, page2 = "Intro text on page one.", "Details on page two."
+    doc = ParsedDocument(
+        kind="pdf",
+        pages=(page1, page2),
+        sections=(
+            Section(page1, ("Manual", "Intro"), 1, 0, len(page1)),
+            Section(page2, ("Manual", "Details"), 2, 0, len(page2)),
+        ),
+        paged=True,
+    )
+    chunks = Chunker(lambda s: len(s.split())).chunk_document("/kb/m.pdf", doc)
+    assert [(c.page, c.heading, c.text) for c in chunks] == [
+        (1, "Manual > Intro", page1),
+        (2, "Manual > Details", page2),
+    ]
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        ChunkingConfig(target_tokens=300, max_tokens=256)
+    with pytest.raises(ValueError):
+        ChunkingConfig(target_tokens=50, overlap_tokens=50)
