@@ -11,12 +11,12 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from almanac.app import sample_kb_folder  # noqa: E402
-from almanac.core.chunking import Chunker, ChunkingConfig  # noqa: E402
-from almanac.core.embedding import SentenceTransformerEmbedder  # noqa: E402
-from almanac.core.ingest import Ingestor  # noqa: E402
-from almanac.core.retrieval import RetrievalConfig, Searcher  # noqa: E402
-from almanac.core.store import Store  # noqa: E402
+from almanac.app import sample_kb_folder
+from almanac.core.chunking import Chunker, ChunkingConfig
+from almanac.core.embedding import SentenceTransformerEmbedder
+from almanac.core.ingest import Ingestor
+from almanac.core.retrieval import RetrievalConfig, Searcher
+from almanac.core.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -45,7 +45,9 @@ def make_kb(tmp_path: Path, embedder: SentenceTransformerEmbedder):
         kb_dir = tmp_path / name
         store = Store(kb_dir, dim=embedder.dim, embedder_name=embedder.name)
         chunker = Chunker(embedder.count_tokens, chunking or ChunkingConfig())
-        return KB(kb_dir, store, Ingestor(store, embedder, chunker), Searcher(store, embedder, retrieval))
+        return KB(
+            kb_dir, store, Ingestor(store, embedder, chunker), Searcher(store, embedder, retrieval)
+        )
 
     return factory
 

@@ -48,7 +48,9 @@ def build_services(
     enforce_offline_env()
     embedder = SentenceTransformerEmbedder(embedding_model)
     store = Store(kb_dir, dim=embedder.dim, embedder_name=embedder.name)
-    chunker = Chunker(embedder.count_tokens, chunking or ChunkingConfig(max_tokens=embedder.max_tokens))
+    chunker = Chunker(
+        embedder.count_tokens, chunking or ChunkingConfig(max_tokens=embedder.max_tokens)
+    )
     return Services(
         store=store,
         embedder=embedder,

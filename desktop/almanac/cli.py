@@ -42,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from almanac.core.embedding import EmbeddingError
         from almanac.core.store import StoreError
 
-        if isinstance(exc, DocumentError | EmbeddingError | StoreError | FileNotFoundError | ValueError):
+        if isinstance(
+            exc, DocumentError | EmbeddingError | StoreError | FileNotFoundError | ValueError
+        ):
             _fail(str(exc))
         _fail(f"{type(exc).__name__}: {exc}")
     return EXIT_FAILURE
@@ -85,9 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kb", type=Path, help=kb_help)
     p.add_argument("-k", type=int, default=5, help="number of results (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--jsonl", action="store_true", help='batch: read {"id","text"} lines on stdin'
-    )
+    p.add_argument("--jsonl", action="store_true", help='batch: read {"id","text"} lines on stdin')
     p.add_argument("--path", help="only documents under this folder or file")
     p.add_argument("--type", help="only these file types, comma-separated (pdf,md,docx,...)")
     p.add_argument("--since", type=_date, help="only documents modified on or after YYYY-MM-DD")
@@ -133,7 +133,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             raise CliError(f"no such file or folder: {path}")
     services = build_services(_kb(args))
     printer = _ProgressPrinter(sys.stderr, enabled=not args.quiet)
-    report = services.ingestor.ingest(args.paths, progress=printer, prune=not args.no_prune)
+    report = services.ingestor.ingest(
+        args.paths, progress=printer, prune=not args.no_prune, force=args.force
+    )
     printer.finish()
     if args.json:
         print(
@@ -230,7 +232,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 item = json.loads(line)
                 qid, text = item["id"], str(item["text"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise CliError(f'stdin line {lineno}: expected {{"id": ..., "text": ...}} ({exc})') from exc
+                raise CliError(
+                    f'stdin line {lineno}: expected {{"id": ..., "text": ...}} ({exc})'
+                ) from exc
             result = searcher.search(text, args.k, filters, floor=args.floor)
             print(json.dumps({"id": qid, **_result_json(result)}, ensure_ascii=False), flush=True)
         return EXIT_OK
@@ -239,7 +243,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps({"query": result.query, **_result_json(result)}, ensure_ascii=False))
         return EXIT_OK
     if not result.relevant:
-        best = "" if result.best_similarity is None else f" (best similarity {result.best_similarity:.2f})"
+        best = (
+            ""
+            if result.best_similarity is None
+            else f" (best similarity {result.best_similarity:.2f})"
+        )
         print(f"Nothing relevant found in your documents{best}.")
         return EXIT_OK
     for i, hit in enumerate(result.hits, 1):
@@ -315,7 +323,9 @@ def _cmd_remove(args: argparse.Namespace) -> int:
     store = Store.open_existing(_kb(args))
     removed = store.remove_under([posix(p) for p in args.paths])
     if removed == 0:
-        raise CliError("nothing to remove: no indexed document under " + ", ".join(map(str, args.paths)))
+        raise CliError(
+            "nothing to remove: no indexed document under " + ", ".join(map(str, args.paths))
+        )
     print(f"removed {removed} document{'s' if removed != 1 else ''}")
     return EXIT_OK
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from almanac.core.chunking import Chunker, ChunkingConfig, embedding_text
 from almanac.core.records import ParsedDocument, Section
 
 
-def _doc(text: str, heading: tuple[str, ...] = ("Guide",), page: int | None = None) -> ParsedDocument:
+def _doc(
+    text: str, heading: tuple[str, ...] = ("Guide",), page: int | None = None
+) -> ParsedDocument:
     pages = (text,)
     return ParsedDocument(
         kind="txt",
@@ -22,12 +26,15 @@ def _words(n: int, prefix: str = "word") -> str:
 
 @pytest.fixture
 def chunker(embedder) -> Chunker:
-    return Chunker(embedder.count_tokens, ChunkingConfig(target_tokens=60, max_tokens=256, overlap_tokens=12))
+    return Chunker(
+        embedder.count_tokens, ChunkingConfig(target_tokens=60, max_tokens=256, overlap_tokens=12)
+    )
 
 
 def test_offsets_are_exact_and_within_limits(chunker: Chunker, embedder) -> None:
     paragraphs = [
-        f"Paragraph {p}. " + " ".join(f"Sentence {p}.{s} talks about syncing files safely." for s in range(6))
+        f"Paragraph {p}. "
+        + " ".join(f"Sentence {p}.{s} talks about syncing files safely." for s in range(6))
         for p in range(8)
     ]
     text = "\n\n".join(paragraphs)
@@ -67,9 +74,9 @@ def test_overlap_between_consecutive_chunks(chunker: Chunker) -> None:
     text = " ".join(f"Sentence number {i} is here." for i in range(80))  # one long paragraph
     chunks = chunker.chunk_document("/kb/a.txt", _doc(text))
     assert len(chunks) >= 3
-    overlaps = [a.end > b.start for a, b in zip(chunks, chunks[1:], strict=False)]
+    overlaps = [a.end > b.start for a, b in itertools.pairwise(chunks)]
     assert any(overlaps)
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start > a.start  # progress
 
 

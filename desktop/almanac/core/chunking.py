@@ -1,8 +1,8 @@
 """Splitting sections into embedder-sized chunks at semantic boundaries.
 
-Sizes are measured with the embedder's own tokenizer: all-MiniLM-L6-v2 silently drops everything past
-256 word pieces, so a chunk that is "about 1,000 characters" can lose its second half. Every chunk's
-embedded text (heading context + span) is guaranteed to fit ``max_tokens``.
+Sizes are measured with the embedder's own tokenizer: all-MiniLM-L6-v2 silently drops everything
+past 256 word pieces, so a chunk that is "about 1,000 characters" can lose its second half. Every
+chunk's embedded text (heading context + span) is guaranteed to fit ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ class Chunker:
 
     def _spans(self, page_text: str, section: Section) -> Iterator[tuple[int, int]]:
         cfg = self.config
-        heading_cost = self._count(" > ".join(section.heading_path) + "\n") if section.heading_path else 0
+        heading_cost = (
+            self._count(" > ".join(section.heading_path) + "\n") if section.heading_path else 0
+        )
         # A very long heading path must not starve the text: cap its share at half the budget.
         budget = cfg.max_tokens - cfg.special_tokens - min(heading_cost, cfg.max_tokens // 2)
         target = min(cfg.target_tokens, budget)
@@ -96,7 +98,7 @@ class Chunker:
         yield from _pack(pieces, target, min(cfg.overlap_tokens, target // 2))
 
     def _pieces(self, text: str, start: int, end: int, level: int, limit: int) -> list[_Piece]:
-        """Split ``text[start:end]`` into pieces of at most ``limit`` tokens, coarsest boundaries first."""
+        """Split ``text[start:end]`` into pieces of at most ``limit`` tokens, coarse cuts first."""
         tokens = self._count(text[start:end])
         if tokens <= limit:
             return [_Piece(start, end, tokens, level)]
@@ -125,7 +127,9 @@ class Chunker:
         return out
 
 
-def _split_spans(text: str, start: int, end: int, pattern: re.Pattern[str]) -> Iterator[tuple[int, int]]:
+def _split_spans(
+    text: str, start: int, end: int, pattern: re.Pattern[str]
+) -> Iterator[tuple[int, int]]:
     pos = start
     for match in pattern.finditer(text, start, end):
         if match.start() > pos:
@@ -151,7 +155,10 @@ def _pack(pieces: list[_Piece], target: int, overlap: int) -> Iterator[tuple[int
         if j < n:
             best = j
             for k in range(j - 1, i, -1):
-                if pieces[k].boundary < pieces[best].boundary and _tokens(pieces, i, k) * 2 >= total:
+                if (
+                    pieces[k].boundary < pieces[best].boundary
+                    and _tokens(pieces, i, k) * 2 >= total
+                ):
                     best = k
             j = best
         yield pieces[i].start, pieces[j - 1].end
@@ -161,9 +168,7 @@ def _pack(pieces: list[_Piece], target: int, overlap: int) -> Iterator[tuple[int
         k = j
         back = 0
         while (
-            k - 1 > i
-            and pieces[k].boundary >= _SENTENCE
-            and back + pieces[k - 1].tokens <= overlap
+            k - 1 > i and pieces[k].boundary >= _SENTENCE and back + pieces[k - 1].tokens <= overlap
         ):
             k -= 1
             back += pieces[k].tokens

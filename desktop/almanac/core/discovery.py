@@ -11,7 +11,18 @@ from pathlib import Path
 # Editors' and browsers' transient files: indexing them would add noise, and their disappearance
 # a moment later would look like a delete.
 _IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-_IGNORED_SUFFIXES = (".swp", ".swo", ".swx", ".tmp", ".temp", ".part", ".crdownload", ".download", ".partial", "~")
+_IGNORED_SUFFIXES = (
+    ".swp",
+    ".swo",
+    ".swx",
+    ".tmp",
+    ".temp",
+    ".part",
+    ".crdownload",
+    ".download",
+    ".partial",
+    "~",
+)
 
 
 def is_ignored_name(name: str) -> bool:
@@ -31,7 +42,7 @@ class Found:
 
 
 def walk(root: Path) -> Iterator[Found]:
-    """Every non-ignored file under ``root``, following directory symlinks once (loops are reported)."""
+    """Every non-ignored file under ``root``, following folder symlinks once (loops reported)."""
     root = Path(os.path.abspath(root))
     seen_dirs: set[tuple[int, int]] = set()
     try:

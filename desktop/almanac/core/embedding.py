@@ -1,4 +1,4 @@
-"""Text embeddings from a local sentence-transformers model (the bundled all-MiniLM-L6-v2 by default).
+"""Text embeddings from a local sentence-transformers model (bundled all-MiniLM-L6-v2 by default).
 
 Nothing here may reach the network: the offline switches are set before sentence-transformers is
 imported, and models load only from a local directory.
@@ -101,11 +101,10 @@ class SentenceTransformerEmbedder:
         self._path = path
         self._name = BUNDLED_MODEL_NAME if model_path is None else str(path)
         self._batch_size = batch_size
-        dim = self._model.get_embedding_dimension() if hasattr(
-            self._model, "get_embedding_dimension"
-        ) else self._model.get_sentence_embedding_dimension()
-        self._dim = int(dim)
-        self._max_tokens = int(self._model.max_seq_length)
+        model: Any = self._model
+        getter = getattr(model, "get_embedding_dimension", None)
+        self._dim = int(getter() if getter else model.get_sentence_embedding_dimension())
+        self._max_tokens = int(model.max_seq_length)
         backend = self._model.tokenizer.backend_tokenizer
         # Count the real length: the default tokenizer setup would truncate at max_seq_length
         # and so hide exactly the overflow we are measuring.
@@ -144,4 +143,5 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> Vectors:
-        return self.embed([text])[0]
+        vector: Vectors = self.embed([text])[0]
+        return vector

@@ -1,8 +1,8 @@
 """Ingestion: files -> sections -> chunks -> vectors -> the store, incrementally.
 
-Three stages overlap so the embedder (the bottleneck) never waits: a reader thread parses and chunks,
-the calling thread embeds, a writer thread commits. Queues between them are bounded, so memory stays
-flat however many files arrive.
+Three stages overlap so the embedder (the bottleneck) never waits: a reader thread parses and
+chunks, the calling thread embeds, a writer thread commits. Queues between them are bounded, so
+memory stays flat however many files arrive.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -22,12 +23,14 @@ from almanac.core.chunking import Chunker, embedding_text
 from almanac.core.discovery import Found, walk
 from almanac.core.documents import (
     DEFAULT_MAX_FILE_BYTES,
+    READERS_VERSION,
     DocumentError,
     is_supported,
     kind_of,
     read_document,
 )
 from almanac.core.embedding import Embedder
+from almanac.core.lexical import LEXICAL_VERSION
 from almanac.core.records import (
     Chunk,
     DocumentInfo,
@@ -73,7 +76,13 @@ class _Tally:
     updated: int = 0
     failures: list[FileError] = field(default_factory=list)
     timings: dict[str, float] = field(
-        default_factory=lambda: {"scan": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0, "write": 0.0}
+        default_factory=lambda: {
+            "scan": 0.0,
+            "parse": 0.0,
+            "chunk": 0.0,
+            "embed": 0.0,
+            "write": 0.0,
+        }
     )
 
     def progress(self, current: str = "") -> IngestProgress:
@@ -137,9 +146,20 @@ class Ingestor:
             return self._ingest(paths, progress, cancel or threading.Event(), prune, force)
 
     def remove(self, paths: Sequence[Path]) -> int:
-        """Forget files, or every document under folders. Returns the number of documents removed."""
+        """Forget files, or every document under folders. Returns how many were removed."""
         with self._lock:
             return self.store.remove_under([posix(p) for p in paths])
+
+    def pipeline_fingerprint(self) -> str:
+        cfg = self.chunker.config
+        parts = (
+            READERS_VERSION,
+            LEXICAL_VERSION,
+            cfg.target_tokens,
+            cfg.max_tokens,
+            cfg.overlap_tokens,
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -153,6 +173,9 @@ class Ingestor:
     ) -> IngestReport:
         tally = _Tally()
         scan_start = time.perf_counter()
+        fingerprint = self.pipeline_fingerprint()
+        # A new reader or chunker makes every stored chunk stale; vectors are still reused by hash.
+        force = force or self.store.pipeline != fingerprint
         self.store.sweep_orphans()
         known = self.store.documents()
         found, vanished = self._scan(paths, known, prune)
@@ -176,7 +199,10 @@ class Ingestor:
             daemon=True,
         )
         writer = threading.Thread(
-            target=self._write_stage, args=(write_q, tally, errors), name="almanac-ingest-write", daemon=True
+            target=self._write_stage,
+            args=(write_q, tally, errors),
+            name="almanac-ingest-write",
+            daemon=True,
         )
         reader.start()
         writer.start()
@@ -199,6 +225,8 @@ class Ingestor:
         removed = 0
         if not cancel_requested:
             removed = self.store.remove_documents(sorted(vanished))
+            if self.store.pipeline != fingerprint:
+                self.store.set_pipeline(fingerprint)
         self.store.ensure_indexes()
         report_progress(tally.progress())
         if cancel_requested:
@@ -273,7 +301,19 @@ class Ingestor:
 
         def failure(message: str, sha: str = "", size: int = 0, mtime: float = 0.0) -> _Failed:
             return _Failed(
-                DocumentInfo(key, source, rel, sha, size, mtime, kind, DocumentStatus.ERROR, message, 0, time.time())
+                DocumentInfo(
+                    key,
+                    source,
+                    rel,
+                    sha,
+                    size,
+                    mtime,
+                    kind,
+                    DocumentStatus.ERROR,
+                    message,
+                    0,
+                    time.time(),
+                )
             )
 
         if item.error:
@@ -295,15 +335,29 @@ class Ingestor:
         except DocumentError as exc:
             return failure(str(exc), sha, st.st_size, st.st_mtime)
         except Exception as exc:  # a reader bug must cost one file, not the whole run
-            return failure(f"could not read this file ({type(exc).__name__}: {exc})", sha, st.st_size, st.st_mtime)
+            return failure(
+                f"could not read this file ({type(exc).__name__}: {exc})",
+                sha,
+                st.st_size,
+                st.st_mtime,
+            )
         parsed_at = time.perf_counter()
         chunks = self.chunker.chunk_document(key, document)
         tally.timings["parse"] += parsed_at - start
         tally.timings["chunk"] += time.perf_counter() - parsed_at
         warning = "; ".join(document.warnings)
         info = DocumentInfo(
-            key, source, rel, sha, st.st_size, st.st_mtime, document.kind,
-            DocumentStatus.INDEXED, warning, len(chunks), time.time(),
+            key,
+            source,
+            rel,
+            sha,
+            st.st_size,
+            st.st_mtime,
+            document.kind,
+            DocumentStatus.INDEXED,
+            warning,
+            len(chunks),
+            time.time(),
         )
         return _Parsed(info, chunks, is_new=previous is None)
 
@@ -382,11 +436,13 @@ class Ingestor:
             tally.failures.append(FileError(f.info.path, f.info.error))
         report(tally.progress(docs[-1].info.rel_path if docs else ""))
 
-    def _write_stage(self, write_q: queue.Queue[object], tally: _Tally, errors: list[BaseException]) -> None:
+    def _write_stage(
+        self, write_q: queue.Queue[object], tally: _Tally, errors: list[BaseException]
+    ) -> None:
         for item in _until_done(write_q):
             if errors:
                 continue
-            writes, failures = item  # type: ignore[misc]
+            writes, failures = cast(tuple[list[DocumentWrite], list[DocumentInfo]], item)
             start = time.perf_counter()
             try:
                 self.store.write_documents(writes)

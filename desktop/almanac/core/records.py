@@ -1,4 +1,7 @@
-"""Typed, immutable records passed between layers. The UI and CLI render these; they never re-derive them."""
+"""Typed, immutable records passed between layers.
+
+The UI and CLI render these; they never re-derive them.
+"""
 
 from __future__ import annotations
 

@@ -41,7 +41,9 @@ class _Candidate:
 class Searcher:
     """Read-only; safe to use from many threads while an ingest writes."""
 
-    def __init__(self, store: Store, embedder: Embedder, config: RetrievalConfig | None = None) -> None:
+    def __init__(
+        self, store: Store, embedder: Embedder, config: RetrievalConfig | None = None
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config or RetrievalConfig()
@@ -76,7 +78,10 @@ class Searcher:
             cand.fused += cfg.text_weight / (cfg.rrf_k + rank + 1)
         self._fill_similarity(qvec, candidates)
 
-        best = max((c.vector_score for c in candidates.values() if c.vector_score is not None), default=None)
+        best = max(
+            (c.vector_score for c in candidates.values() if c.vector_score is not None),
+            default=None,
+        )
         threshold = cfg.relevance_floor if floor is None else floor
         if best is None or best < threshold:
             return SearchResult(query=query, hits=(), relevant=False, best_similarity=best)
@@ -85,7 +90,8 @@ class Searcher:
         kept = [
             c
             for c in candidates.values()
-            if c.text_score is not None or (c.vector_score is not None and c.vector_score >= threshold)
+            if c.text_score is not None
+            or (c.vector_score is not None and c.vector_score >= threshold)
         ]
         ranked = sorted(kept, key=lambda c: (-c.fused, c.chunk.chunk_id))[:k]
         hits = tuple(_hit(c) for c in ranked)

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from almanac.core.chunking import embedding_text
+from almanac.core.lexical import with_identifier_terms
 from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
 
 SCHEMA_VERSION = 1
@@ -32,10 +33,20 @@ class StoreError(Exception):
     pass
 
 
+def _write_meta(kb_dir: Path, meta: dict[str, Any]) -> None:
+    # Write-then-rename: a crash leaves the old or the new file, never half of one.
+    meta_path = Path(kb_dir) / _META_FILE
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    tmp.replace(meta_path)
+
+
 def read_meta(kb_dir: Path) -> dict[str, Any]:
     meta_path = Path(kb_dir) / _META_FILE
     if not meta_path.is_file():
-        raise StoreError(f"no knowledge base at {kb_dir} (run 'almanac ingest PATH --kb {kb_dir}' first)")
+        raise StoreError(
+            f"no knowledge base at {kb_dir} (run 'almanac ingest PATH --kb {kb_dir}' first)"
+        )
     try:
         meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -157,6 +168,16 @@ class Store:
         meta = read_meta(kb_dir)
         return cls(kb_dir, dim=int(meta["dim"]), embedder_name=str(meta["embedder"]))
 
+    @property
+    def pipeline(self) -> str:
+        """Fingerprint of the reader/chunker setup that produced the stored chunks."""
+        return str(read_meta(self.kb_dir).get("pipeline", ""))
+
+    def set_pipeline(self, fingerprint: str) -> None:
+        meta = read_meta(self.kb_dir)
+        meta["pipeline"] = fingerprint
+        _write_meta(self.kb_dir, meta)
+
     # -- metadata -----------------------------------------------------------------------------
 
     def _table_names(self) -> list[str]:
@@ -180,12 +201,9 @@ class Store:
                     f"{embedder_name!r} ({dim}-d)"
                 )
             return
-        tmp = meta_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"schema_version": SCHEMA_VERSION, "dim": dim, "embedder": embedder_name}),
-            encoding="utf-8",
+        _write_meta(
+            self.kb_dir, {"schema_version": SCHEMA_VERSION, "dim": dim, "embedder": embedder_name}
         )
-        tmp.replace(meta_path)
 
     # -- documents ----------------------------------------------------------------------------
 
@@ -202,9 +220,7 @@ class Store:
 
     def documents_under(self, prefix: str) -> dict[str, DocumentInfo]:
         folder = prefix.rstrip("/") + "/"
-        return {
-            p: d for p, d in self.documents().items() if p == prefix or p.startswith(folder)
-        }
+        return {p: d for p, d in self.documents().items() if p == prefix or p.startswith(folder)}
 
     def count_chunks(self) -> int:
         return int(self._chunks.count_rows())
@@ -343,9 +359,8 @@ class Store:
     ) -> list[StoredChunk]:
         if self._chunks.count_rows() == 0:
             return []
-        query = self._chunks.search(vector.tolist(), vector_column_name="vector").distance_type(
-            "cosine"
-        )
+        query: Any = self._chunks.search(vector.tolist(), vector_column_name="vector")
+        query = query.distance_type("cosine")
         where = filter_sql(filters)
         if where:
             query = query.where(where, prefilter=True)
@@ -357,7 +372,9 @@ class Store:
     ) -> list[StoredChunk]:
         if not self._fts_ready or not text.strip():
             return []
-        query = self._chunks.search(text, query_type="fts", fts_columns="search_text")
+        query = self._chunks.search(
+            with_identifier_terms(text), query_type="fts", fts_columns="search_text"
+        )
         where = filter_sql(filters)
         if where:
             query = query.where(where, prefilter=True)
@@ -389,7 +406,8 @@ def filter_sql(filters: SearchFilters | None) -> str | None:
     if filters.path_prefix:
         prefix = filters.path_prefix
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(f"(doc_path = {sql_str(prefix)} OR doc_path LIKE {sql_str(escaped.rstrip('/') + '/%')} ESCAPE '\\')")
+        pattern = sql_str(escaped.rstrip("/") + "/%")
+        clauses.append(f"(doc_path = {sql_str(prefix)} OR doc_path LIKE {pattern} ESCAPE '\\')")
     if filters.kinds:
         clauses.append(_in_list("kind", [k.lower().lstrip(".") for k in filters.kinds]))
     if filters.modified_after is not None:
@@ -435,7 +453,9 @@ def _chunk_rows(writes: Sequence[DocumentWrite], dim: int) -> pa.Table:
     vector_parts: list[np.ndarray] = []
     for write in writes:
         if len(write.chunks) != len(write.vectors):
-            raise StoreError(f"{write.info.path}: {len(write.chunks)} chunks but {len(write.vectors)} vectors")
+            raise StoreError(
+                f"{write.info.path}: {len(write.chunks)} chunks but {len(write.vectors)} vectors"
+            )
         for chunk in write.chunks:
             ids.append(chunk_id(chunk.doc_path, chunk.ordinal, chunk.chunk_hash))
             doc_paths.append(chunk.doc_path)
@@ -443,7 +463,9 @@ def _chunk_rows(writes: Sequence[DocumentWrite], dim: int) -> pa.Table:
             ordinals.append(chunk.ordinal)
             texts.append(chunk.text)
             headings.append(chunk.heading)
-            search_texts.append(embedding_text(chunk.heading_path, chunk.text))
+            search_texts.append(
+                with_identifier_terms(embedding_text(chunk.heading_path, chunk.text))
+            )
             pages.append(chunk.page)
             starts.append(chunk.start)
             ends.append(chunk.end)

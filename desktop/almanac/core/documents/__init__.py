@@ -34,10 +34,14 @@ _FORMATS: dict[str, tuple[str, str]] = {
 }
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
+# Bump when any reader's output changes: knowledge bases re-read their files once (vectors of
+# unchanged chunks are reused).
+READERS_VERSION = 2
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "READERS_VERSION",
     "SUPPORTED_EXTENSIONS",
     "BinaryContentError",
     "CorruptDocumentError",

@@ -123,15 +123,20 @@ def read(path: Path) -> ParsedDocument:
     text, warnings = decode_text(path.read_bytes())
     if path.suffix.lower() == ".rst":
         return ParsedDocument("rst", (text,), tuple(_rst_sections(text)), warnings=warnings)
-    # One section: the chunker already splits long text at paragraphs, then lines.
-    sections = tuple(s for s in [trimmed_section(text, 0, len(text), ())] if s is not None)
+    # Plain text often underlines its titles too ("Version 4.2\n-----------"); only the common
+    # underline characters count, so a row of dots or quotes in prose is never taken for one.
+    sections = tuple(_rst_sections(text, _PLAIN_TEXT_ADORNMENTS))
+    if not sections:
+        sections = tuple(s for s in [trimmed_section(text, 0, len(text), ())] if s is not None)
     return ParsedDocument("txt", (text,), sections, warnings=warnings)
 
 
 _ADORNMENT = re.compile(r"""([=\-~^"'`#*+:.])\1+[ \t]*""")
+_RST_ADORNMENTS = "=-~^\"'`#*+:."
+_PLAIN_TEXT_ADORNMENTS = "=-~*#"
 
 
-def _rst_sections(text: str) -> list[Section]:
+def _rst_sections(text: str, adornments: str = _RST_ADORNMENTS) -> list[Section]:
     lines = text.split("\n")
     starts = [0]
     for line in lines:
@@ -142,7 +147,9 @@ def _rst_sections(text: str) -> list[Section]:
     after_title = False
     i = 0
     while i < len(lines):
-        found = _rst_title_at(lines, i, after_title or i == 0 or not lines[i - 1].strip())
+        found = _rst_title_at(
+            lines, i, after_title or i == 0 or not lines[i - 1].strip(), adornments
+        )
         after_title = found is not None
         if found is None:
             i += 1
@@ -158,15 +165,20 @@ def _rst_sections(text: str) -> list[Section]:
 
 
 def _rst_title_at(
-    lines: list[str], i: int, blank_before: bool
+    lines: list[str], i: int, blank_before: bool, adornments: str
 ) -> tuple[str, tuple[str, bool], int] | None:
     """(title, adornment style, lines used) when a section title starts at line ``i``."""
+
+    def adornment(text: str) -> re.Match[str] | None:
+        match = _ADORNMENT.fullmatch(text)
+        return match if match and match.group(1) in adornments else None
+
     line = lines[i]
     below = lines[i + 1] if i + 1 < len(lines) else ""
-    over = _ADORNMENT.fullmatch(line)
+    over = adornment(line)
     if over and i + 2 < len(lines):
         title = below.strip()
-        under = _ADORNMENT.fullmatch(lines[i + 2])
+        under = adornment(lines[i + 2])
         if (
             title
             and not _ADORNMENT.fullmatch(below)
@@ -175,7 +187,7 @@ def _rst_title_at(
             and len(line.rstrip()) >= len(title)
         ):
             return title, (over.group(1), True), 3
-    under = _ADORNMENT.fullmatch(below)
+    under = adornment(below)
     title = line.rstrip()
     if (
         blank_before
