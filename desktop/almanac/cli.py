@@ -42,11 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from almanac.core.embedding import EmbeddingError
         from almanac.core.store import StoreError
 
-        if isinstance(
-            exc, DocumentError | EmbeddingError | StoreError | FileNotFoundError | ValueError
-        ):
-            _fail(str(exc))
-        _fail(f"{type(exc).__name__}: {exc}")
+        known = (DocumentError, EmbeddingError, StoreError, FileNotFoundError, ValueError)
+        _fail(str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}")
     return EXIT_FAILURE
 
 

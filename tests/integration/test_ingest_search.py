@@ -12,6 +12,7 @@ import pytest
 
 from almanac.core.documents import read_document
 from almanac.core.records import DocumentStatus, SearchFilters
+from kbcheck import assert_consistent
 
 
 def _copy_sample(sample_kb: Path, dest: Path) -> Path:
@@ -27,21 +28,6 @@ def _hit_matches(hit, path: Path, page, must_contain: str) -> bool:
     )
 
 
-def _assert_consistent(store) -> None:
-    """No duplicates, no orphans, chunk counts match the documents table."""
-    docs = store.documents()
-    rows = store.all_chunk_rows(["id", "doc_path", "ordinal"]).to_pylist()
-    ids = Counter(r["id"] for r in rows)
-    assert not [i for i, n in ids.items() if n > 1], "duplicate chunk ids"
-    per_doc = Counter(r["doc_path"] for r in rows)
-    assert set(per_doc) <= set(docs), "chunks without a document row"
-    for path, info in docs.items():
-        expected = info.chunk_count if info.status is DocumentStatus.INDEXED else 0
-        assert per_doc.get(path, 0) == expected, path
-        ordinals = sorted(r["ordinal"] for r in rows if r["doc_path"] == path)
-        assert ordinals == list(range(expected)), path
-
-
 def test_sample_kb_ingests_every_format_and_answers(kb, sample_kb, sample_questions, tmp_path):
     folder = _copy_sample(sample_kb, tmp_path / "docs")
     report = kb.ingestor.ingest([folder])
@@ -50,7 +36,7 @@ def test_sample_kb_ingests_every_format_and_answers(kb, sample_kb, sample_questi
     kinds = Counter(d.kind for d in docs.values())
     assert set(kinds) == {"pdf", "md", "html", "docx", "txt", "rst", "csv"}
     assert all(d.status is DocumentStatus.INDEXED and d.chunk_count > 0 for d in docs.values())
-    _assert_consistent(kb.store)
+    assert_consistent(kb.store)
 
     found_at: list[int | None] = []
     for q in sample_questions:
@@ -132,7 +118,7 @@ def test_incremental_edit_reembeds_only_new_chunks(kb, tmp_path):
     assert edited.chunks_reused >= edited.chunks_written - edited.chunks_embedded
     hit = kb.searcher.search("zebra migrations", 1).hits[0]
     assert "zebra" in hit.text and hit.path == doc.as_posix()
-    _assert_consistent(kb.store)
+    assert_consistent(kb.store)
 
     # Touching a file (same content, new mtime) costs nothing.
     os.utime(doc, (time.time() + 10, time.time() + 10))

@@ -128,6 +128,7 @@ class Ingestor:
         self.max_file_bytes = max_file_bytes
         self.embed_window = embed_window
         self._lock = threading.Lock()
+        self._fingerprint = self.pipeline_fingerprint()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -173,9 +174,6 @@ class Ingestor:
     ) -> IngestReport:
         tally = _Tally()
         scan_start = time.perf_counter()
-        fingerprint = self.pipeline_fingerprint()
-        # A new reader or chunker makes every stored chunk stale; vectors are still reused by hash.
-        force = force or self.store.pipeline != fingerprint
         self.store.sweep_orphans()
         known = self.store.documents()
         found, vanished = self._scan(paths, known, prune)
@@ -225,8 +223,6 @@ class Ingestor:
         removed = 0
         if not cancel_requested:
             removed = self.store.remove_documents(sorted(vanished))
-            if self.store.pipeline != fingerprint:
-                self.store.set_pipeline(fingerprint)
         self.store.ensure_indexes()
         report_progress(tally.progress())
         if cancel_requested:
@@ -313,6 +309,7 @@ class Ingestor:
                     message,
                     0,
                     time.time(),
+                    self._fingerprint,
                 )
             )
 
@@ -323,10 +320,25 @@ class Ingestor:
         start = time.perf_counter()
         try:
             st = item.path.stat()
+            if st.st_size > self.max_file_bytes:
+                # Hashing hundreds of megabytes only to refuse them would stall the queue.
+                size, limit = st.st_size / 2**20, self.max_file_bytes / 2**20
+                return failure(
+                    f"file too large: {size:.0f} MiB exceeds the {limit:.0f} MiB limit",
+                    "",
+                    st.st_size,
+                    st.st_mtime,
+                )
             sha = file_sha256(item.path)
         except OSError as exc:
             return failure(f"cannot read file: {exc.strerror or exc}")
-        if previous is not None and previous.sha256 == sha and not force:
+        # A document made by an older reader or chunker is re-read (its vectors are reused by hash).
+        if (
+            previous is not None
+            and previous.sha256 == sha
+            and previous.pipeline == self._fingerprint
+            and not force
+        ):
             tally.files_skipped += 1
             tally.files_done += 1
             return None
@@ -358,6 +370,7 @@ class Ingestor:
             warning,
             len(chunks),
             time.time(),
+            self._fingerprint,
         )
         return _Parsed(info, chunks, is_new=previous is None)
 

@@ -82,6 +82,7 @@ class DocumentInfo:
     error: str
     chunk_count: int
     indexed_at: float
+    pipeline: str = ""  # fingerprint of the reader/chunker setup that produced its chunks
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,7 @@ def documents_schema() -> pa.Schema:
             pa.field("error", pa.string()),
             pa.field("chunk_count", pa.int32()),
             pa.field("indexed_at", pa.float64()),
+            pa.field("pipeline", pa.string()),
         ]
     )
 
@@ -167,16 +168,6 @@ class Store:
         """Open a knowledge base without loading its embedder (status, remove)."""
         meta = read_meta(kb_dir)
         return cls(kb_dir, dim=int(meta["dim"]), embedder_name=str(meta["embedder"]))
-
-    @property
-    def pipeline(self) -> str:
-        """Fingerprint of the reader/chunker setup that produced the stored chunks."""
-        return str(read_meta(self.kb_dir).get("pipeline", ""))
-
-    def set_pipeline(self, fingerprint: str) -> None:
-        meta = read_meta(self.kb_dir)
-        meta["pipeline"] = fingerprint
-        _write_meta(self.kb_dir, meta)
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -510,6 +501,7 @@ def _document_row(info: DocumentInfo) -> dict[str, Any]:
         "error": info.error,
         "chunk_count": info.chunk_count,
         "indexed_at": info.indexed_at,
+        "pipeline": info.pipeline,
     }
 
 
@@ -526,4 +518,5 @@ def _document_from_row(row: dict[str, Any]) -> DocumentInfo:
         error=row["error"] or "",
         chunk_count=int(row["chunk_count"] or 0),
         indexed_at=float(row["indexed_at"] or 0.0),
+        pipeline=row.get("pipeline") or "",
     )

@@ -80,7 +80,7 @@ def read_document(path: Path, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Par
         raise EmptyDocumentError("empty file (0 bytes)")
     if size > max_bytes:
         raise FileTooLargeError(
-            f"file too large: {size / 1e6:.0f} MB exceeds the {max_bytes / 1e6:.0f} MB limit"
+            f"file too large: {size / 2**20:.0f} MiB exceeds the {max_bytes / 2**20:.0f} MiB limit"
         )
     kind, module_name = entry
     reader = _load_reader(module_name)

@@ -1,0 +1,153 @@
+"""The command-line contract from DESIGN.md: outputs, JSON fields, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HIT_FIELDS = {"path", "page", "start", "end", "heading", "score", "text"}
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "almanac", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_index(tmp_path_factory, sample_kb) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    docs = root / "docs"
+    shutil.copytree(sample_kb, docs)
+    kb = root / "kb"
+    run = cli("ingest", str(docs), "--kb", str(kb))
+    assert run.returncode == 0, run.stderr
+    assert "added 10" in run.stdout
+    assert "files 10/10" in run.stderr  # progress lines
+    return docs, kb
+
+
+def test_search_json_fields(sample_index) -> None:
+    docs, kb = sample_index
+    run = cli("search", "Which ports does LAN sync use?", "--kb", str(kb), "-k", "3", "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["relevant"] is True
+    assert 1 <= len(result["hits"]) <= 3
+    top = result["hits"][0]
+    assert set(top) >= HIT_FIELDS
+    assert top["path"] == (docs / "manual" / "northwind-sync-user-manual.pdf").as_posix()
+    assert isinstance(top["page"], int) and top["page"] >= 1
+    assert top["end"] > top["start"] >= 0
+    assert "47310" in top["text"]
+
+
+def test_search_text_output_and_nothing_relevant(sample_index) -> None:
+    _, kb = sample_index
+    run = cli("search", "How do I reset my password?", "--kb", str(kb), "-k", "2")
+    assert run.returncode == 0
+    assert run.stdout.startswith("1. ") and "\n2. " in run.stdout
+    none = cli("search", "best sourdough bread recipe", "--kb", str(kb))
+    assert none.returncode == 0
+    assert "Nothing relevant found in your documents" in none.stdout
+
+
+def test_search_jsonl_batch(sample_index) -> None:
+    _, kb = sample_index
+    queries = "\n".join(
+        json.dumps(q)
+        for q in (
+            {"id": "q1", "text": "refund for an annual plan"},
+            {"id": 2, "text": "what does error NW-611 mean"},
+        )
+    )
+    run = cli("search", "--jsonl", "--kb", str(kb), "-k", "4", stdin=queries + "\n")
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["q1", 2]
+    assert all(set(h) >= HIT_FIELDS for line in lines for h in line["hits"])
+    assert lines[0]["hits"][0]["path"].endswith("refund-policy.html")
+    assert "NW-611" in json.dumps(lines[1]["hits"][0])
+
+
+def test_search_filters_from_the_command_line(sample_index) -> None:
+    docs, kb = sample_index
+    run = cli("search", "refund", "--kb", str(kb), "--type", "md", "--json", "-k", "10")
+    hits = json.loads(run.stdout)["hits"]
+    assert hits and all(h["path"].endswith(".md") for h in hits)
+    run = cli("search", "refund", "--kb", str(kb), "--path", str(docs / "policies"), "--json")
+    hits = json.loads(run.stdout)["hits"]
+    assert hits and all("/policies/" in h["path"] for h in hits)
+
+
+def test_status_json(sample_index) -> None:
+    _, kb = sample_index
+    run = cli("status", "--kb", str(kb), "--json")
+    assert run.returncode == 0
+    status = json.loads(run.stdout)
+    assert status["documents"] == 10 and status["chunks"] > 50
+    assert status["by_status"] == {"indexed": 10}
+
+
+def test_remove_and_reingest_unchanged(sample_index, tmp_path) -> None:
+    docs, kb = sample_index
+    copy = tmp_path / "kb"
+    shutil.copytree(kb, copy)
+    run = cli("remove", str(docs / "policies"), "--kb", str(copy))
+    assert run.returncode == 0 and "removed 4 documents" in run.stdout
+    status = json.loads(cli("status", "--kb", str(copy), "--json").stdout)
+    assert status["documents"] == 6
+    again = cli("remove", str(docs / "policies"), "--kb", str(copy))
+    assert again.returncode == 1 and again.stderr.startswith("almanac: error: nothing to remove")
+    run = cli("ingest", str(docs), "--kb", str(copy), "-q")
+    assert "added 4" in run.stdout and "unchanged 6" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("search",),
+        ("search", "x", "-k", "0"),
+        ("frobnicate",),
+        ("ingest",),
+        ("search", "--since", "yesterday", "x"),
+    ],
+)
+def test_usage_errors_exit_2(args) -> None:
+    assert cli(*args).returncode == 2
+
+
+def test_failures_exit_1_with_one_line(tmp_path) -> None:
+    for args in (
+        ("search", "anything", "--kb", str(tmp_path / "missing")),
+        ("status", "--kb", str(tmp_path / "missing")),
+        ("ingest", str(tmp_path / "no-such-folder"), "--kb", str(tmp_path / "kb")),
+    ):
+        run = cli(*args)
+        assert run.returncode == 1, args
+        assert run.stderr.startswith("almanac: error: ")
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_core_never_imports_qt() -> None:
+    code = (
+        "import sys, pkgutil, importlib, almanac.core as c\n"
+        "for m in pkgutil.walk_packages(c.__path__, 'almanac.core.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import almanac.cli, almanac.app\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6')]\n"
+        "print(len(bad)); sys.exit(1 if bad else 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
