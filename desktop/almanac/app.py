@@ -25,6 +25,12 @@ def default_kb_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False) / "kb"
 
 
+def default_embedding_model() -> Path | None:
+    """$ALMANAC_EMBEDDING_MODEL (a local sentence-transformers folder); None: the bundled one."""
+    env = os.environ.get("ALMANAC_EMBEDDING_MODEL")
+    return Path(env) if env else None
+
+
 def sample_kb_folder() -> Path:
     """The bundled sample documents (resources/sample-kb in a source checkout)."""
     return Path(__file__).resolve().parents[2] / "resources" / "sample-kb"

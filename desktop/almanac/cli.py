@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     kb_help = "knowledge-base folder (default: $ALMANAC_KB or the user data folder)"
+    embedder_help = (
+        "folder of a local sentence-transformers model "
+        "(default: $ALMANAC_EMBEDDING_MODEL or the bundled all-MiniLM-L6-v2)"
+    )
 
     p = sub.add_parser("ingest", help="index files and folders (incremental)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -75,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-prune", action="store_true", help="keep documents that vanished from the folders"
     )
+    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_ingest)
@@ -90,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date, help="only documents modified on or after YYYY-MM-DD")
     p.add_argument("--until", type=_date, help="only documents modified before YYYY-MM-DD")
     p.add_argument("--floor", type=float, help="relevance floor (cosine similarity)")
+    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
     p.set_defaults(handler=_cmd_search)
 
     p = sub.add_parser("status", help="documents, chunks and per-file errors")
@@ -119,6 +125,13 @@ def _kb(args: argparse.Namespace) -> Path:
     return kb if kb is not None else default_kb_dir()
 
 
+def _embedding_model(args: argparse.Namespace) -> Path | None:
+    from almanac.app import default_embedding_model
+
+    chosen: Path | None = args.embedding_model
+    return chosen if chosen is not None else default_embedding_model()
+
+
 # -- ingest -------------------------------------------------------------------------------------
 
 
@@ -128,7 +141,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not path.exists() and not path.is_symlink():
             raise CliError(f"no such file or folder: {path}")
-    services = build_services(_kb(args))
+    services = build_services(_kb(args), embedding_model=_embedding_model(args))
     printer = _ProgressPrinter(sys.stderr, enabled=not args.quiet)
     report = services.ingestor.ingest(
         args.paths, progress=printer, prune=not args.no_prune, force=args.force
@@ -220,7 +233,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         modified_after=args.since,
         modified_before=args.until,
     )
-    searcher = build_services(kb).searcher
+    searcher = build_services(kb, embedding_model=_embedding_model(args)).searcher
     if args.jsonl:
         for lineno, line in enumerate(sys.stdin, 1):
             if not line.strip():

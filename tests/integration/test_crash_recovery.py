@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from almanac.core.store import Store
+
 from kbcheck import assert_consistent
 
 N_FILES = 300

@@ -12,6 +12,7 @@ import pytest
 
 from almanac.core.documents import read_document
 from almanac.core.records import DocumentStatus, SearchFilters
+
 from kbcheck import assert_consistent
 
 

@@ -22,6 +22,7 @@ from almanac.core.documents import (
 )
 from almanac.core.documents.encoding import decode_text
 from almanac.core.records import ParsedDocument
+
 from pdfgen import build_pdf
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""The ingestion pipeline's behaviour: progress, cancel, concurrent readers, vector reuse."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from almanac.core.ingest import IngestCancelled
+from almanac.core.records import IngestProgress
+
+from kbcheck import assert_consistent
+
+
+def _folder(root: Path, n: int, paragraphs: int = 4) -> Path:
+    root.mkdir()
+    for i in range(n):
+        body = "\n\n".join(
+            f"Item {i}.{p}: instructions for appliance model {i} step {p} with care."
+            for p in range(paragraphs)
+        )
+        (root / f"doc-{i:03d}.md").write_text(f"# Appliance {i}\n\n{body}", encoding="utf-8")
+    return root
+
+
+def test_progress_reports_files_and_chunks(kb, tmp_path):
+    folder = _folder(tmp_path / "docs", 40)
+    seen: list[IngestProgress] = []
+    kb.ingestor.embed_window = 16  # several batches, several reports
+    report = kb.ingestor.ingest([folder], progress=seen.append)
+    assert len(seen) >= 3
+    assert seen[0].files_total == 40 and seen[0].files_done == 0
+    done = [p.files_done for p in seen]
+    assert done == sorted(done)
+    assert seen[-1].files_done == 40 and seen[-1].chunks_done == report.chunks_written
+    assert seen[-1].chunks_per_second > 0
+    assert set(report.timings) == {"scan", "parse", "chunk", "embed", "write"}
+
+
+def test_cancel_keeps_what_was_indexed(kb, tmp_path):
+    folder = _folder(tmp_path / "docs", 60)
+    kb.ingestor.embed_window = 8
+    cancel = threading.Event()
+
+    def progress(p: IngestProgress) -> None:
+        if p.files_done >= 10:
+            cancel.set()
+
+    with pytest.raises(IngestCancelled):
+        kb.ingestor.ingest([folder], progress=progress, cancel=cancel)
+    docs = kb.store.documents()
+    assert 10 <= len(docs) < 60
+    assert_consistent(kb.store)
+    # Finishing later indexes only the rest.
+    report = kb.ingestor.ingest([folder])
+    assert report.unchanged == len(docs) and report.added == 60 - len(docs)
+    assert_consistent(kb.store)
+
+
+def test_search_while_ingesting(kb, tmp_path):
+    first = _folder(tmp_path / "first", 5)
+    kb.ingestor.ingest([first])
+    second = _folder(tmp_path / "second", 60)
+    kb.ingestor.embed_window = 16
+    errors: list[BaseException] = []
+    results: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                results.append(len(kb.searcher.search("appliance model instructions", 5).hits))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        kb.ingestor.ingest([second])
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    assert results and all(n == 5 for n in results)
+    assert_consistent(kb.store)
+
+
+def test_renamed_file_reuses_its_vectors(kb, tmp_path):
+    folder = _folder(tmp_path / "docs", 3, paragraphs=12)
+    kb.ingestor.ingest([folder])
+    (folder / "doc-001.md").rename(folder / "renamed.md")
+    report = kb.ingestor.ingest([folder])
+    assert report.added == 1 and report.removed == 1
+    assert report.chunks_embedded == 0 and report.chunks_reused > 0
+    paths = {Path(p).name for p in kb.store.documents()}
+    assert paths == {"doc-000.md", "renamed.md", "doc-002.md"}
+    assert_consistent(kb.store)
