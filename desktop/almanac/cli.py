@@ -41,8 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from almanac.core.documents import DocumentError
         from almanac.core.embedding import EmbeddingError
         from almanac.core.store import StoreError
+        from almanac.core.writer_lock import WriterBusyError
 
-        known = (DocumentError, EmbeddingError, StoreError, FileNotFoundError, ValueError)
+        known = (
+            DocumentError,
+            EmbeddingError,
+            StoreError,
+            WriterBusyError,
+            FileNotFoundError,
+            ValueError,
+        )
         _fail(str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}")
     return EXIT_FAILURE
 
@@ -329,9 +337,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_remove(args: argparse.Namespace) -> int:
     from almanac.core.ingest import posix
     from almanac.core.store import Store
+    from almanac.core.writer_lock import exclusive_writer
 
-    store = Store.open_existing(_kb(args))
-    removed = store.remove_under([posix(p) for p in args.paths])
+    kb = _kb(args)
+    store = Store.open_existing(kb)
+    with exclusive_writer(kb):
+        removed = store.remove_under([posix(p) for p in args.paths])
     if removed == 0:
         raise CliError(
             "nothing to remove: no indexed document under " + ", ".join(map(str, args.paths))

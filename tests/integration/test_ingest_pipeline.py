@@ -96,3 +96,20 @@ def test_renamed_file_reuses_its_vectors(kb, tmp_path):
     paths = {Path(p).name for p in kb.store.documents()}
     assert paths == {"doc-000.md", "renamed.md", "doc-002.md"}
     assert_consistent(kb.store)
+
+
+def test_orphans_from_a_crash_between_commits_are_swept(kb, tmp_path):
+    folder = _folder(tmp_path / "docs", 3)
+    kb.ingestor.ingest([folder])
+    victim = (folder / "doc-001.md").as_posix()
+    # The state a crash leaves after the chunk commit but before the documents commit of a new
+    # file: its chunks are present, its row is not, and the writer's dirty marker remains.
+    kb.store._documents.delete(f"path = '{victim}'")
+    (kb.path / "ingest.dirty").touch()
+    (folder / "doc-001.md").unlink()
+    kb.ingestor.ingest([folder])
+    assert all(
+        row["doc_path"] != victim for row in kb.store.all_chunk_rows(["doc_path"]).to_pylist()
+    )
+    assert_consistent(kb.store)
+    assert not (kb.path / "ingest.dirty").exists()

@@ -40,6 +40,7 @@ from almanac.core.records import (
     IngestReport,
 )
 from almanac.core.store import DocumentWrite, Store
+from almanac.core.writer_lock import exclusive_writer
 
 ProgressCallback = Callable[[IngestProgress], None]
 
@@ -143,12 +144,15 @@ class Ingestor:
     ) -> IngestReport:
         """Index files and folders. With ``prune``, documents that vanished from a given folder are
         removed. Unchanged files (same sha256) cost one hash and nothing else."""
-        with self._lock:
+        with self._lock, exclusive_writer(self.store.kb_dir) as crashed:
+            if crashed:
+                # Only a crash between the chunk and document commits can leave orphans.
+                self.store.sweep_orphans()
             return self._ingest(paths, progress, cancel or threading.Event(), prune, force)
 
     def remove(self, paths: Sequence[Path]) -> int:
         """Forget files, or every document under folders. Returns how many were removed."""
-        with self._lock:
+        with self._lock, exclusive_writer(self.store.kb_dir):
             return self.store.remove_under([posix(p) for p in paths])
 
     def pipeline_fingerprint(self) -> str:
@@ -174,7 +178,6 @@ class Ingestor:
     ) -> IngestReport:
         tally = _Tally()
         scan_start = time.perf_counter()
-        self.store.sweep_orphans()
         known = self.store.documents()
         found, vanished = self._scan(paths, known, prune)
         tally.files_total = len(found)
