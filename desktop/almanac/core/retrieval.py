@@ -6,6 +6,7 @@ when no candidate reaches it, the honest answer is "nothing relevant", not the l
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,10 @@ class Searcher:
         self.store = store
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="almanac-search")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def search(
         self,
@@ -63,9 +68,11 @@ class Searcher:
             raise ValueError("k must be at least 1")
         cfg = self.config
         n = max(cfg.candidates, k)
+        # Full-text search doesn't need the query vector: run it while the query is embedded.
+        text_future = self._pool.submit(self.store.text_search, query, n, filters)
         qvec = self.embedder.embed_query(query)
         by_vector = self.store.vector_search(qvec, n, filters)
-        by_text = self.store.text_search(query, n, filters)
+        by_text = text_future.result()
 
         candidates: dict[str, _Candidate] = {}
         for rank, chunk in enumerate(by_vector):
@@ -75,8 +82,10 @@ class Searcher:
         for rank, chunk in enumerate(by_text):
             cand = candidates.setdefault(chunk.chunk_id, _Candidate(chunk))
             cand.text_score = chunk.score
+            if cand.vector_score is None and chunk.vector is not None:
+                # Text-only candidates get a cosine too, so every hit is judged against the floor.
+                cand.vector_score = float(np.dot(chunk.vector, qvec))
             cand.fused += cfg.text_weight / (cfg.rrf_k + rank + 1)
-        self._fill_similarity(qvec, candidates)
 
         best = max(
             (c.vector_score for c in candidates.values() if c.vector_score is not None),
@@ -96,17 +105,6 @@ class Searcher:
         ranked = sorted(kept, key=lambda c: (-c.fused, c.chunk.chunk_id))[:k]
         hits = tuple(_hit(c) for c in ranked)
         return SearchResult(query=query, hits=hits, relevant=True, best_similarity=best)
-
-    def _fill_similarity(self, qvec: np.ndarray, candidates: dict[str, _Candidate]) -> None:
-        """Text-only candidates get a cosine too, so every hit can be judged against the floor."""
-        missing = [cid for cid, c in candidates.items() if c.vector_score is None]
-        if not missing:
-            return
-        vectors = self.store.vectors_for_ids(missing)
-        for cid in missing:
-            vec = vectors.get(cid)
-            if vec is not None:
-                candidates[cid].vector_score = float(np.dot(vec, qvec))
 
 
 def _hit(c: _Candidate) -> Hit:

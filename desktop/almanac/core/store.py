@@ -66,6 +66,7 @@ class StoredChunk:
     start: int
     end: int
     score: float  # cosine similarity (vector search) or BM25 (text search)
+    vector: np.ndarray | None = None  # returned by text search, so fusion can compute a cosine
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,19 +239,6 @@ class Store:
                 found.setdefault(h, vec)
         return found
 
-    def vectors_for_ids(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for group in _batches(list(ids)):
-            table = (
-                self._chunks.search()
-                .where(_in_list("id", group))
-                .select(["id", "vector"])
-                .limit(None)
-                .to_arrow()
-            )
-            found.update(zip(table["id"].to_pylist(), _vector_matrix(table, self.dim), strict=True))
-        return found
-
     def write_documents(self, writes: Sequence[DocumentWrite]) -> None:
         """Replace the chunks of every document in ``writes`` atomically, then their rows."""
         if not writes:
@@ -369,8 +357,11 @@ class Store:
         where = filter_sql(filters)
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select([*_RESULT_COLUMNS, "_score"]).limit(k).to_list()
-        return [_stored_chunk(row, float(row["_score"])) for row in rows]
+        rows = query.select([*_RESULT_COLUMNS, "vector", "_score"]).limit(k).to_list()
+        return [
+            _stored_chunk(row, float(row["_score"]), np.asarray(row["vector"], dtype=np.float32))
+            for row in rows
+        ]
 
     def chunks_of(self, path: str) -> list[StoredChunk]:
         rows = (
@@ -408,7 +399,9 @@ def filter_sql(filters: SearchFilters | None) -> str | None:
     return " AND ".join(clauses) or None
 
 
-def _stored_chunk(row: dict[str, Any], score: float) -> StoredChunk:
+def _stored_chunk(
+    row: dict[str, Any], score: float, vector: np.ndarray | None = None
+) -> StoredChunk:
     page = row.get("page")
     return StoredChunk(
         chunk_id=row["id"],
@@ -419,6 +412,7 @@ def _stored_chunk(row: dict[str, Any], score: float) -> StoredChunk:
         start=int(row["start_offset"]),
         end=int(row["end_offset"]),
         score=score,
+        vector=vector,
     )
 
 
