@@ -343,15 +343,22 @@ class Timed:
 
 @contextmanager
 def instrument(obj: Any, *names: str) -> Iterator[dict[str, Timed]]:
-    """Temporarily replace bound methods on one instance with timing wrappers."""
+    """Temporarily replace bound methods on one instance with timing wrappers.
+
+    Methods the object doesn't have (the core evolves) are skipped: their timer stays at zero.
+    """
     timers: dict[str, Timed] = {}
+    wrapped: list[str] = []
     for name in names:
-        timers[name] = Timed(getattr(obj, name))
-        setattr(obj, name, timers[name])
+        method = getattr(obj, name, None)
+        timers[name] = Timed(method)
+        if method is not None:
+            setattr(obj, name, timers[name])
+            wrapped.append(name)
     try:
         yield timers
     finally:
-        for name in names:
+        for name in wrapped:
             delattr(obj, name)  # the class attribute shows through again
 
 

@@ -113,3 +113,42 @@ def test_orphans_from_a_crash_between_commits_are_swept(kb, tmp_path):
     )
     assert_consistent(kb.store)
     assert not (kb.path / "ingest.dirty").exists()
+
+
+def test_query_embedding_is_not_blocked_by_a_whole_ingest_window(embedder):
+    texts = [
+        f"Passage {i} about printers, toner and paper trays in the office." for i in range(512)
+    ]
+    finished: list[str] = []
+    started = threading.Event()
+
+    class Signalling(list):
+        def __len__(self) -> int:  # first call inside embed(): the big job has begun
+            started.set()
+            return super().__len__()
+
+    def big_job() -> None:
+        embedder.embed(Signalling(texts))
+        finished.append("window")
+
+    thread = threading.Thread(target=big_job)
+    thread.start()
+    assert started.wait(30)
+    embedder.embed_query("how do I replace the toner")
+    finished.append("query")
+    thread.join()
+    # The window is 8 batches; the query slots in between them instead of waiting for all 8.
+    assert finished == ["query", "window"]
+
+
+def test_store_opened_before_the_index_existed_uses_it(make_kb, tmp_path):
+    reader = make_kb()  # opened on an empty knowledge base: no full-text index yet
+    writer = make_kb()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text(
+        "# Codes\n\nError NW-611 means the quota is exceeded.", encoding="utf-8"
+    )
+    writer.ingestor.ingest([folder])
+    hits = reader.store.text_search("NW-611 quota", 5)
+    assert hits and "quota" in hits[0].text

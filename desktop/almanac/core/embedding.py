@@ -6,7 +6,6 @@ imported, and models load only from a local directory.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from almanac.core.hardware import physical_cores
 from almanac.core.offline import enforce_offline_env
 
 Vectors = npt.NDArray[np.float32]
@@ -54,25 +54,6 @@ def bundled_model_path() -> Path:
     if not (path / "modules.json").is_file():
         raise EmbeddingError(f"bundled embedding model is incomplete: {path}")
     return path
-
-
-def physical_cores() -> int:
-    """Physical cores, not hardware threads: SMT siblings slow dense matmuls down rather than up."""
-    try:
-        cores: set[tuple[str, str]] = set()
-        phys = core = ""
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":", 1)[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":", 1)[1].strip()
-                    cores.add((phys, core))
-        if cores:
-            return max(1, min(len(cores), os.cpu_count() or 1))
-    except OSError:
-        pass
-    return max(1, os.cpu_count() or 1)
 
 
 class SentenceTransformerEmbedder:
@@ -130,17 +111,22 @@ class SentenceTransformerEmbedder:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: list[str]) -> Vectors:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                texts,
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        # Longest first, in batches of similar length (little padding); the lock is taken per batch
+        # so a search query never waits for a whole ingest window, only for one batch.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            with self._lock:
+                vectors = self._model.encode(
+                    [texts[i] for i in batch],
+                    batch_size=self._batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            out[batch] = vectors
+        return out
 
     def embed_query(self, text: str) -> Vectors:
         vector: Vectors = self.embed([text])[0]

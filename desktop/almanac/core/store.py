@@ -313,6 +313,12 @@ class Store:
 
     # -- indexes and maintenance --------------------------------------------------------------
 
+    def _has_fts_index(self) -> bool:
+        # Another Store (or process) may have built the index since this one was opened.
+        if not self._fts_ready:
+            self._fts_ready = any(i.index_type == "FTS" for i in self._chunks.list_indices())
+        return self._fts_ready
+
     def ensure_indexes(self) -> None:
         """Create the full-text index once there is data; fold new rows into indexes."""
         from lancedb.index import FTS
@@ -349,7 +355,7 @@ class Store:
     def text_search(
         self, text: str, k: int, filters: SearchFilters | None = None
     ) -> list[StoredChunk]:
-        if not self._fts_ready or not text.strip():
+        if not text.strip() or not self._has_fts_index():
             return []
         query = self._chunks.search(
             with_identifier_terms(text), query_type="fts", fts_columns="search_text"
