@@ -9,6 +9,7 @@ from pathlib import Path
 from almanac.core.chunking import Chunker, ChunkingConfig
 from almanac.core.embedding import SentenceTransformerEmbedder
 from almanac.core.ingest import Ingestor
+from almanac.core.llm.base import Engine
 from almanac.core.offline import enforce_offline_env
 from almanac.core.retrieval import RetrievalConfig, Searcher
 from almanac.core.store import Store
@@ -29,6 +30,33 @@ def default_embedding_model() -> Path | None:
     """$ALMANAC_EMBEDDING_MODEL (a local sentence-transformers folder); None: the bundled one."""
     env = os.environ.get("ALMANAC_EMBEDDING_MODEL")
     return Path(env) if env else None
+
+
+def default_model() -> Path | None:
+    """$ALMANAC_MODEL (a GGUF file); None: sources-only mode until a model is configured."""
+    env = os.environ.get("ALMANAC_MODEL")
+    return Path(env) if env else None
+
+
+def build_engine(
+    model: Path | None = None,
+    *,
+    server_url: str | None = None,
+    server_model: str | None = None,
+    n_ctx: int = 4096,
+    gpu_layers: int | str = "auto",
+    threads: int | None = None,
+) -> Engine | None:
+    """The chat engine the settings ask for, or None (sources-only mode)."""
+    if server_url:
+        from almanac.core.llm.openai_engine import OpenAICompatibleEngine
+
+        return OpenAICompatibleEngine(server_url, model=server_model, n_ctx=n_ctx)
+    if model is None:
+        return None
+    from almanac.core.llm.llama_engine import LlamaCppEngine
+
+    return LlamaCppEngine(model, n_ctx=n_ctx, gpu_layers=gpu_layers, threads=threads)
 
 
 def sample_kb_folder() -> Path:

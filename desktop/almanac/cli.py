@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from almanac import __version__
-from almanac.core.records import IngestProgress, SearchFilters, SearchResult
+from almanac.core.records import Answer, IngestProgress, SearchFilters, SearchResult
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -40,10 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last resort: a one-line message, never a traceback
         from almanac.core.documents import DocumentError
         from almanac.core.embedding import EmbeddingError
+        from almanac.core.llm.base import ModelError
         from almanac.core.store import StoreError
         from almanac.core.writer_lock import WriterBusyError
 
         known = (
+            ModelError,
             DocumentError,
             EmbeddingError,
             StoreError,
@@ -105,6 +107,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--floor", type=float, help="relevance floor (cosine similarity)")
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
     p.set_defaults(handler=_cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question from the knowledge base, with citations")
+    p.add_argument("question", help="the question")
+    p.add_argument("--kb", type=Path, help=kb_help)
+    p.add_argument(
+        "--model", type=Path, metavar="GGUF", help="local GGUF chat model (default: $ALMANAC_MODEL)"
+    )
+    p.add_argument("--server", metavar="URL", help="an OpenAI-compatible chat server instead")
+    p.add_argument("--server-model", metavar="ID", help="model id on that server")
+    p.add_argument("--json", action="store_true", help="print the answer record as JSON")
+    p.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
+    p.add_argument("--max-tokens", type=int, default=512, help="answer length limit")
+    p.add_argument("--temperature", type=float, default=0.2)
+    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    p.add_argument("--gpu-layers", default="auto", help="auto, all, none or a number")
+    p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    p.add_argument(
+        "--general",
+        action="store_true",
+        help="when the documents have nothing, allow a labelled general-knowledge answer",
+    )
+    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.set_defaults(handler=_cmd_ask)
 
     p = sub.add_parser("status", help="documents, chunks and per-file errors")
     p.add_argument("--kb", type=Path, help=kb_help)
@@ -284,6 +309,106 @@ def _result_json(result: SearchResult) -> dict[str, object]:
         "best_similarity": result.best_similarity,
         "hits": [hit.to_json() for hit in result.hits],
     }
+
+
+# -- ask ----------------------------------------------------------------------------------------
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    import threading
+
+    from almanac.app import build_engine, build_services, default_model
+    from almanac.core.answer import AnswerConfig, AnswerService
+    from almanac.core.store import read_meta
+
+    if args.k < 1 or args.max_tokens < 1 or args.ctx < 256:
+        print("almanac ask: error: -k and --max-tokens must be >= 1, --ctx >= 256", file=sys.stderr)
+        return EXIT_USAGE
+    kb = _kb(args)
+    read_meta(kb)
+    services = build_services(kb, embedding_model=_embedding_model(args))
+    model = args.model if args.model is not None else default_model()
+    engine = build_engine(
+        model,
+        server_url=args.server,
+        server_model=args.server_model,
+        n_ctx=args.ctx,
+        gpu_layers=args.gpu_layers,
+        threads=args.threads,
+    )
+    if engine is not None and not args.json:
+        info = engine.info
+        print(
+            f"model: {info.model} - {info.backend}, context {info.n_ctx}, "
+            f"chat template: {info.chat_template}",
+            file=sys.stderr,
+        )
+    service = AnswerService(
+        services.searcher,
+        services.embedder,
+        engine,
+        config=AnswerConfig(
+            sources=args.k,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            allow_general_knowledge=args.general,
+        ),
+    )
+    stop = threading.Event()
+    outcome: list[Answer | BaseException] = []
+
+    def on_token(piece: str) -> None:
+        if not args.json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+    def work() -> None:
+        try:
+            outcome.append(service.answer(args.question, on_token=on_token, stop=stop))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    # Generation runs on a worker so Ctrl+C can stop it cleanly (within one token).
+    worker = threading.Thread(target=work, name="almanac-ask", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        worker.join()
+    finally:
+        if engine is not None:
+            engine.close()
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    _print_answer_footer(result)
+    return EXIT_OK
+
+
+def _print_answer_footer(answer: Answer) -> None:
+    print()
+    if answer.stopped:
+        print("[stopped]")
+    if answer.citations and answer.mode.value == "model":
+        print("\nSources:")
+        for c in answer.citations:
+            where = c.path + (f", page {c.page}" if c.page is not None else "")
+            print(f"  [{c.number}] {where}" + (f" - {c.heading}" if c.heading else ""))
+    if answer.also_retrieved:
+        print("Also retrieved:")
+        for c in answer.also_retrieved:
+            where = c.path + (f", page {c.page}" if c.page is not None else "")
+            print(f"  [{c.number}] {where}")
+    for sentence in answer.unsupported_sentences:
+        print(f"  (not supported by its sources) {sentence}")
+    if answer.invalid_markers:
+        dropped = ", ".join(f"[{n}]" for n in answer.invalid_markers)
+        print(f"almanac: note: dropped citation markers with no source: {dropped}", file=sys.stderr)
 
 
 # -- status / remove ----------------------------------------------------------------------------

@@ -166,3 +166,67 @@ class IngestReport:
     chunks_reused: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+
+
+class AnswerMode(enum.StrEnum):
+    MODEL = "model"  # written by the language model from the sources
+    SOURCES_ONLY = "sources-only"  # no model configured: the best passages, cited
+    NOT_FOUND = "not-found"  # nothing relevant retrieved: an honest "not in your documents"
+    GENERAL = "general"  # nothing relevant, general-knowledge answer allowed and labelled
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    number: int  # the [n] marker in the answer text
+    path: str
+    page: int | None
+    start: int
+    end: int
+    heading: str
+    score: float
+    text: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "number": self.number,
+            "path": self.path,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "heading": self.heading,
+            "score": round(self.score, 6),
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    question: str
+    text: str
+    mode: AnswerMode
+    citations: tuple[Citation, ...]  # sources the answer cites, by marker number
+    also_retrieved: tuple[Citation, ...]  # sources given to the model but not cited
+    grounded: bool  # every answer sentence is supported by a passage it cites
+    unsupported_sentences: tuple[str, ...] = ()
+    invalid_markers: tuple[int, ...] = ()  # [n] markers that pointed at no source (removed)
+    stopped: bool = False  # the user stopped generation
+    retrieval_query: str = ""
+    seconds_to_first_token: float | None = None
+    seconds_total: float = 0.0
+    tokens_generated: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "mode": self.mode.value,
+            "grounded": self.grounded,
+            "unsupported_sentences": list(self.unsupported_sentences),
+            "invalid_markers": list(self.invalid_markers),
+            "stopped": self.stopped,
+            "citations": [c.to_json() for c in self.citations],
+            "also_retrieved": [c.to_json() for c in self.also_retrieved],
+            "retrieval_query": self.retrieval_query,
+            "seconds_to_first_token": self.seconds_to_first_token,
+            "seconds_total": round(self.seconds_total, 3),
+        }

@@ -1,0 +1,257 @@
+"""Turning a Hugging Face checkpoint into a quantized GGUF with llama.cpp's own tools.
+
+The converter is llama.cpp's official ``convert_hf_to_gguf.py`` taken from the llama-cpp-python
+source distribution of the *installed* version, so the GGUF it writes matches the llama.cpp that
+loads it. It is fetched once (``pip download``, a build-time step) into a cache folder and never
+copied into this repository. Quantization goes through ``llama_cpp.llama_model_quantize``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+from gguf.gguf_reader import GGUFReader, ReaderTensor
+
+CONVERTER = "convert_hf_to_gguf.py"
+SRC_ENV = "ALMANAC_LLAMA_CPP_SRC"
+# What the converter needs from the sdist's vendor/llama.cpp folder (a file and two packages).
+_VENDOR_PARTS = (CONVERTER, "conversion", "gguf-py")
+
+OUTTYPES = frozenset({"f32", "f16", "bf16", "q8_0", "auto"})
+# qtype name -> name of the llama_cpp.LLAMA_FTYPE_* constant
+QTYPES: dict[str, str] = {
+    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "F16": "LLAMA_FTYPE_MOSTLY_F16",
+}
+# The weight type the bulk of the matrices must end up with, per qtype.
+_MAIN_TYPE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q8_0": "Q8_0", "F16": "F16"}
+_FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
+
+
+class ExportError(RuntimeError):
+    """Conversion or quantization failed. The message says why in one line."""
+
+
+def llama_cpp_version() -> str:
+    try:
+        return importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ExportError("llama-cpp-python is not installed") from exc
+
+
+def converter_dir(cache: Path) -> Path:
+    """A folder holding llama.cpp's ``convert_hf_to_gguf.py``, ``conversion/`` and ``gguf-py/``.
+
+    Order: ``cache/llama.cpp-<ver>`` if present, then ``$ALMANAC_LLAMA_CPP_SRC``, else the
+    llama-cpp-python sdist of the installed version is downloaded and the three parts extracted.
+    """
+    version = llama_cpp_version()
+    target = cache / f"llama.cpp-{version}"
+    if (target / CONVERTER).is_file():
+        return target
+    env_src = os.environ.get(SRC_ENV)
+    if env_src and (Path(env_src) / CONVERTER).is_file():
+        return Path(env_src)
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="llama-cpp-sdist-", dir=cache) as tmp:
+        sdist = _download_sdist(version, Path(tmp))
+        staging = Path(tmp) / "extract"
+        _extract_converter(sdist, staging)
+        if not (staging / CONVERTER).is_file():
+            raise ExportError(f"{sdist.name} has no vendor/llama.cpp/{CONVERTER}")
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process got there first; use its copy if it is complete.
+            if not (target / CONVERTER).is_file():
+                raise
+    return target
+
+
+def _download_sdist(version: str, dest: Path) -> Path:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        f"llama-cpp-python=={version}",
+        "-d",
+        str(dest),
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ExportError(
+            f"could not download the llama-cpp-python {version} sdist: {exc}"
+        ) from exc
+    found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
+    if proc.returncode != 0 or not found:
+        raise ExportError(
+            f"could not download the llama-cpp-python {version} sdist (needed for llama.cpp's "
+            f"converter; set {SRC_ENV} to a llama.cpp checkout to skip this): "
+            + _tail(proc.stderr or proc.stdout)
+        )
+    return found[0]
+
+
+def _extract_converter(sdist: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    with tarfile.open(sdist, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts
+            # <top>/vendor/llama.cpp/<rest...>
+            if len(parts) < 4 or parts[1:3] != ("vendor", "llama.cpp"):
+                continue
+            rest = parts[3:]
+            if rest[0] not in _VENDOR_PARTS or (rest[0] == CONVERTER and len(rest) > 1):
+                continue
+            if not (member.isfile() or member.isdir()):
+                continue
+            member.name = "/".join(rest)
+            tar.extract(member, dest, filter="data")
+
+
+def convert_hf_to_gguf(
+    model_dir: Path,
+    out: Path,
+    outtype: str = "f16",
+    *,
+    cache: Path,
+    vocab_only: bool = False,
+    timeout: float = 3600.0,
+) -> Path:
+    """Convert a Hugging Face model folder to ``out`` (GGUF) with llama.cpp's converter."""
+    if outtype not in OUTTYPES:
+        raise ExportError(f"unknown outtype {outtype!r} (one of {', '.join(sorted(OUTTYPES))})")
+    if not (model_dir / "config.json").is_file():
+        raise ExportError(f"{model_dir} is not a Hugging Face model folder (no config.json)")
+    src = converter_dir(cache)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    cmd = [
+        sys.executable,
+        str(src / CONVERTER),
+        str(model_dir),
+        "--outfile",
+        str(partial),
+        "--outtype",
+        outtype,
+    ]
+    if vocab_only:
+        cmd.append("--vocab-only")
+    env = dict(os.environ)
+    env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py, not the installed one
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(src / "gguf-py"), str(src), env.get("PYTHONPATH", "")) if p
+    )
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"converting {model_dir.name} to GGUF failed: {exc}") from exc
+    if proc.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        raise ExportError(
+            f"converting {model_dir.name} to GGUF failed: " + _tail(proc.stderr or proc.stdout)
+        )
+    os.replace(partial, out)
+    return out
+
+
+def quantize(src: Path, dst: Path, qtype: str = "Q4_K_M") -> Path:
+    """Quantize a GGUF (normally F16) to ``qtype`` with llama.cpp."""
+    import llama_cpp
+
+    const_name = QTYPES.get(qtype.upper())
+    if const_name is None:
+        raise ExportError(f"unsupported quantization {qtype!r} (one of {', '.join(QTYPES)})")
+    if not src.is_file():
+        raise ExportError(f"no such GGUF file: {src}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, const_name)
+    params.nthread = os.cpu_count() or 1
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(dst.name + ".partial")
+    # llama.cpp logs a line per tensor through llama-cpp-python's logger: keep errors only.
+    llama_log = logging.getLogger("llama-cpp-python")
+    level = llama_log.level
+    llama_log.setLevel(max(level, logging.ERROR))
+    try:
+        rc = int(
+            llama_cpp.llama_model_quantize(
+                str(src).encode("utf-8"), str(partial).encode("utf-8"), ctypes.byref(params)
+            )
+        )
+    finally:
+        llama_log.setLevel(level)
+    if rc != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"quantizing {src.name} to {qtype} failed (llama.cpp returned {rc})")
+    os.replace(partial, dst)
+    return dst
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    """How many tensors of each ggml type (``"Q4_K"``, ``"F32"``, ...) the GGUF holds."""
+    return dict(Counter(t.tensor_type.name for t in _tensors(path)))
+
+
+def verify_quantized(path: Path, qtype: str) -> None:
+    """Raise unless the weight matrices really are ``qtype`` (or a quantized fallback of it).
+
+    k-quants need rows that are multiples of 256; llama.cpp silently falls back to other types
+    (or leaves F16) for rows that aren't, so "quantize returned 0" proves little.
+    """
+    want = _MAIN_TYPE.get(qtype.upper())
+    if want is None:
+        raise ExportError(f"unsupported quantization {qtype!r} (one of {', '.join(QTYPES)})")
+    matrices = [
+        (t.name, t.tensor_type.name)
+        for t in _tensors(path)
+        if t.name.endswith(".weight") and len(t.shape) >= 2
+    ]
+    if not matrices:
+        raise ExportError(f"{path.name} holds no weight matrices")
+    if want == "F16":
+        bad = [name for name, kind in matrices if kind not in ("F16", "F32")]
+    else:
+        bad = [name for name, kind in matrices if kind in _FLOAT_TYPES]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ExportError(f"{path.name}: not quantized to {qtype}: {shown}")
+    if not any(kind == want for _, kind in matrices):
+        kinds = ", ".join(sorted({kind for _, kind in matrices}))
+        raise ExportError(f"{path.name}: no {want} tensors after {qtype} quantization ({kinds})")
+
+
+def _tensors(path: Path) -> list[ReaderTensor]:
+    try:
+        reader = GGUFReader(path)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"cannot read GGUF {path}: {exc}") from exc
+    return list(reader.tensors)
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    rows = [r.strip() for r in (text or "").splitlines() if r.strip()]
+    return " | ".join(rows[-lines:]) if rows else "(no output)"
