@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE_KB_INDEX := build/sample-kb-index
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test lint typecheck unit install clean bench
+.PHONY: run test lint typecheck install clean bench test-models
 
 install: $(STAMP)
 
@@ -32,13 +32,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The tiny test chat model is built offline once (SentencePiece tokenizer, a small Llama trained on
+# the sample KB's Q&A, llama.cpp's own converter from the pinned llama-cpp-python sdist) and cached.
+test-models: $(STAMP)
+	$(BIN)/python -m almanac.devtools.tiny_model -q
+
+test: $(STAMP) lint typecheck test-models
 	$(BIN)/pytest -q -ra
 
 bench: $(STAMP)
+	$(BIN)/python -m almanac.devtools.tiny_model -q --shaped qwen2.5-0.5b
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/query_latency.py
 	$(BIN)/python benchmarks/retrieval_quality.py
+	$(BIN)/python benchmarks/llm_speed.py
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

@@ -70,3 +70,11 @@ def sample_questions() -> list[dict[str, object]]:
 @pytest.fixture(scope="session")
 def unanswerable_questions() -> list[dict[str, object]]:
     return json.loads((DATA / "sample_kb_unanswerable.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf() -> Path:
+    """A tiny chat GGUF built offline, cached in build/test-models: real llama.cpp, tiny weights."""
+    from llm_fixtures import tiny_model_path
+
+    return tiny_model_path()

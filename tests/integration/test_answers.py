@@ -83,9 +83,7 @@ def test_markers_map_to_the_passages_that_were_shown(sample_searcher, embedder) 
     service.answer("How long is the password reset link valid?")
     shown = _source_numbers(engine.calls[0])
     target = next(n for n, block in shown.items() if "30 minutes" in block)
-    engine.reply = (
-        f"The reset link expires after 30 minutes and works only once [{target}][42]."
-    )
+    engine.reply = f"The reset link expires after 30 minutes and works only once [{target}][42]."
     streamed: list[str] = []
     answer = service.answer("How long is the password reset link valid?", on_token=streamed.append)
 

@@ -252,6 +252,8 @@ def _tensors(path: Path) -> list[ReaderTensor]:
     return list(reader.tensors)
 
 
-def _tail(text: str, lines: int = 3) -> str:
+def _tail(text: str, lines: int = 3, width: int = 300) -> str:
+    """The last few non-empty lines of a tool's output, joined into one line."""
     rows = [r.strip() for r in (text or "").splitlines() if r.strip()]
-    return " | ".join(rows[-lines:]) if rows else "(no output)"
+    rows = [r if len(r) <= width else r[: width - 3] + "..." for r in rows[-lines:]]
+    return " | ".join(rows) if rows else "(no output)"

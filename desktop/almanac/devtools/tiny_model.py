@@ -265,7 +265,10 @@ def training_examples(cfg: TinyConfig | None = None) -> list[Example]:
 
 
 def sample_messages(index: int = 0) -> list[ChatMessage]:
-    """An in-domain prompt exactly as the app builds it (the right source is ``[1]``)."""
+    """A training conversation's prompt, exactly as the app builds it.
+
+    Index 0 is an in-domain question with one source, the right one, as ``[1]``.
+    """
     return list(training_examples()[index].messages)
 
 
@@ -311,7 +314,7 @@ def tiny_model_key(cfg: TinyConfig | None = None) -> str:
     cfg = cfg or TinyConfig()
     examples = training_examples(cfg)
     data = [([(m.role, m.content) for m in ex.messages], ex.answer) for ex in examples]
-    return _key(asdict(cfg), data)
+    return _key(asdict(cfg), data, _corpus(examples))
 
 
 def ensure_tiny_model(cache_dir: Path = DEFAULT_CACHE, cfg: TinyConfig | None = None) -> Path:
@@ -429,7 +432,14 @@ class _GGUFTokenizer:
         self._lib = llama_cpp
         params = llama_cpp.llama_model_default_params()
         params.vocab_only = True
-        self._model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        # llama.cpp logs the whole vocabulary summary through llama-cpp-python's logger.
+        llama_log = logging.getLogger("llama-cpp-python")
+        level = llama_log.level
+        llama_log.setLevel(max(level, logging.ERROR))
+        try:
+            self._model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        finally:
+            llama_log.setLevel(level)
         if not self._model:
             raise RuntimeError(f"llama.cpp could not load the vocabulary in {path}")
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
@@ -562,7 +572,7 @@ def _train(model: Any, rows: Rows, cfg: TinyConfig, pad: int) -> None:
                 "step %d/%d loss %.4f (%.0fs)",
                 step + 1,
                 cfg.steps,
-                float(loss),
+                float(loss.detach()),
                 time.monotonic() - started,
             )
     model.eval()

@@ -18,12 +18,10 @@ from almanac.core.llm.base import (
     EngineInfo,
     GenerationConfig,
     ModelError,
-    ModelNotFoundError,
-    NotAModelError,
     UnsupportedModelError,
 )
+from almanac.core.llm.gguf_file import check_fits_memory, inspect_gguf
 
-GGUF_MAGIC = b"GGUF"
 FALLBACK_TEMPLATE_NAME = "chatml"
 # Used only for models whose GGUF carries no chat template of its own.
 _CHATML_TEMPLATE = (
@@ -78,7 +76,10 @@ class LlamaCppEngine:
         seed: int = 0,
     ) -> None:
         path = Path(model_path)
-        _check_file(path)
+        # Static checks first: they name the problem (not a GGUF, truncated, too large) where
+        # llama.cpp's loader only says that loading failed.
+        self.file_info = inspect_gguf(path)
+        check_fits_memory(self.file_info, n_ctx)
         import llama_cpp
 
         gpu = gpu_backend_name()
@@ -188,18 +189,6 @@ class LlamaCppEngine:
         if not self._closed:
             self._closed = True
             self._llm.close()
-
-
-def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise ModelNotFoundError(f"model file not found: {path}")
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise ModelError(f"cannot read model file {path.name}: {exc.strerror or exc}") from exc
-    if magic != GGUF_MAGIC:
-        raise NotAModelError(f"{path.name} is not a GGUF model file")
 
 
 def _load_error(path: Path, exc: Exception) -> ModelError:

@@ -1,0 +1,218 @@
+"""End to end with a real llama.cpp model (the tiny GGUF built offline) over the sample KB."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from almanac.core.answer import AnswerConfig, AnswerService
+from almanac.core.chunking import Chunker, ChunkingConfig
+from almanac.core.hardware import physical_cores
+from almanac.core.ingest import Ingestor
+from almanac.core.llm.base import (
+    ChatMessage,
+    GenerationConfig,
+    ModelError,
+    ModelNotFoundError,
+    NotAModelError,
+    TruncatedModelError,
+    UnsupportedModelError,
+)
+from almanac.core.llm.llama_engine import LlamaCppEngine
+from almanac.core.prompting import Source, build_messages, default_system_prompt
+from almanac.core.records import AnswerMode
+from almanac.core.retrieval import Searcher
+from almanac.core.store import Store
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_gguf):
+    eng = LlamaCppEngine(tiny_gguf, n_ctx=2048)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def sample_index(tmp_path_factory, embedder, sample_kb):
+    root = tmp_path_factory.mktemp("llm")
+    docs = root / "docs"
+    shutil.copytree(sample_kb, docs)
+    store = Store(root / "kb", dim=embedder.dim, embedder_name=embedder.name)
+    Ingestor(store, embedder, Chunker(embedder.count_tokens, ChunkingConfig())).ingest([docs])
+    return root, docs, Searcher(store, embedder)
+
+
+def test_engine_reports_backend_and_uses_the_gguf_template(engine) -> None:
+    info = engine.info
+    assert info.backend == "llama.cpp (CPU)"
+    assert info.chat_template == "gguf"
+    assert info.threads == physical_cores()
+    assert info.n_ctx == 2048
+    rendered = engine.render([ChatMessage("system", "S"), ChatMessage("user", "Q")])
+    assert rendered.endswith("<|im_start|>assistant\n")  # the model's own ChatML template
+
+
+def test_streams_pieces_and_stops_within_one_token(engine) -> None:
+    messages = build_messages(
+        default_system_prompt(),
+        [
+            Source(
+                1,
+                "faq.md - Passwords",
+                "The reset link expires after 30 minutes and works only once.",
+            )
+        ],
+        [],
+        "How long is the password reset link valid?",
+    )
+    pieces = list(engine.stream_chat(messages, GenerationConfig(max_tokens=64, temperature=0.0)))
+    assert len(pieces) >= 3
+    assert "[1]" in "".join(pieces)
+
+    stop = threading.Event()
+    got: list[str] = []
+    for piece in engine.stream_chat(
+        messages, GenerationConfig(max_tokens=64, temperature=0.0), stop
+    ):
+        got.append(piece)
+        if len(got) == 2:
+            stop.set()
+    assert len(got) == 2
+
+
+def test_answer_cites_passages_shown_to_the_model(engine, sample_index, embedder) -> None:
+    _, docs, searcher = sample_index
+    service = AnswerService(
+        searcher, embedder, engine, config=AnswerConfig(max_tokens=80, temperature=0.0)
+    )
+    streamed: list[str] = []
+    question = "How long is the password reset link valid?"
+    answer = service.answer(question, on_token=streamed.append)
+    assert answer.mode is AnswerMode.MODEL
+    assert len(streamed) > 3 and "".join(streamed).strip()
+    assert answer.citations, answer.text
+    hits = searcher.search(answer.retrieval_query, 5).hits
+    for c in answer.citations:
+        hit = hits[c.number - 1]  # [n] is the n-th source in the prompt
+        assert (c.path, c.page, c.start, c.end, c.text) == (
+            hit.path,
+            hit.page,
+            hit.start,
+            hit.end,
+            hit.text,
+        )
+        assert Path(c.path).is_relative_to(docs)
+    shown = {c.number for c in answer.citations} | {c.number for c in answer.also_retrieved}
+    assert shown == set(range(1, len(hits) + 1))
+    assert answer.seconds_to_first_token is not None
+
+
+def test_nothing_relevant_is_refused_without_generation(engine, sample_index, embedder) -> None:
+    _, _, searcher = sample_index
+    answer = AnswerService(searcher, embedder, engine).answer(
+        "What is a good recipe for sourdough bread?"
+    )
+    assert answer.mode is AnswerMode.NOT_FOUND
+    assert answer.tokens_generated == 0 and answer.citations == ()
+
+
+def test_small_context_never_overflows(tiny_gguf, sample_index, embedder) -> None:
+    _, _, searcher = sample_index
+    small = LlamaCppEngine(tiny_gguf, n_ctx=512)
+    try:
+        seen: list[int] = []
+        original = small.count_tokens
+
+        def counting(messages):
+            n = original(messages)
+            seen.append(n)
+            return n
+
+        small.count_tokens = counting  # type: ignore[method-assign]
+        history = [
+            ChatMessage("user", "earlier " * 60),
+            ChatMessage("assistant", "reply " * 60),
+        ] * 3
+        service = AnswerService(
+            searcher, embedder, small, config=AnswerConfig(max_tokens=128, sources=5)
+        )
+        answer = service.answer("How do I install Northwind Sync on Ubuntu?", history)
+        assert seen[-1] <= 512 - 128  # the prompt that was sent fits with room for the answer
+        assert answer.mode in (AnswerMode.MODEL, AnswerMode.NOT_FOUND)
+    finally:
+        small.close()
+
+
+def _ask(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "almanac", "ask", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_ask_streams_and_cites(tiny_gguf, sample_index) -> None:
+    root, _, _ = sample_index
+    kb = str(root / "kb")
+    run = _ask(
+        "How do I reset my password?", "--kb", kb, "--model", str(tiny_gguf), "--temperature", "0"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "llama.cpp (CPU)" in run.stderr and "chat template: gguf" in run.stderr
+    assert "Sources:" in run.stdout or "Also retrieved:" in run.stdout
+    run = _ask("How do I reset my password?", "--kb", kb, "--model", str(tiny_gguf), "--json")
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["mode"] in ("model", "not-found")
+    assert all(
+        {"number", "path", "page", "start", "end", "heading", "text"} <= set(c)
+        for c in answer["citations"]
+    )
+    run = _ask("How do I reset my password?", "--kb", kb, "--json")  # no model: sources-only
+    assert json.loads(run.stdout)["mode"] == "sources-only"
+
+
+def _bad_models(tmp_path: Path, tiny: Path) -> dict[str, tuple[Path, type[ModelError]]]:
+    from gguf import GGUFWriter
+
+    text = tmp_path / "notes.gguf"
+    text.write_text("this is not a model", encoding="utf-8")
+    cut = tmp_path / "cut.gguf"
+    data = tiny.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    alien = tmp_path / "alien.gguf"
+    writer = GGUFWriter(str(alien), "made-up-arch")
+    import numpy as np
+
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return {
+        "missing": (tmp_path / "missing.gguf", ModelNotFoundError),
+        "text": (text, NotAModelError),
+        "truncated": (cut, TruncatedModelError),
+        "alien": (alien, UnsupportedModelError),
+    }
+
+
+def test_bad_model_files_give_specific_errors(tmp_path, tiny_gguf, sample_index) -> None:
+    root, _, _ = sample_index
+    for name, (path, error) in _bad_models(tmp_path, tiny_gguf).items():
+        with pytest.raises(error) as info:
+            LlamaCppEngine(path, n_ctx=512)
+        assert str(info.value) and "\n" not in str(info.value), name
+        run = _ask("How do I reset my password?", "--kb", str(root / "kb"), "--model", str(path))
+        assert run.returncode == 1, (name, run.stderr)
+        assert (
+            run.stderr.startswith("almanac: error: ") and len(run.stderr.strip().splitlines()) == 1
+        )

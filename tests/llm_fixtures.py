@@ -1,0 +1,33 @@
+"""Test language models, built offline once and cached in build/test-models.
+
+Plain functions so that conftest.py can wrap them in session fixtures, e.g.::
+
+    @pytest.fixture(scope="session")
+    def tiny_gguf() -> Path:
+        return tiny_model_path()
+
+The first call builds the model (~2 min on 2 cores, see ``almanac.devtools.tiny_model``); later
+calls, also in later sessions, return the cached file.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from almanac.devtools.tiny_model import ensure_shaped_model, ensure_tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_MODELS = REPO / "build" / "test-models"
+
+
+@functools.cache
+def tiny_model_path() -> Path:
+    """The tiny chat GGUF (~1.4 MB, Q4_K_M): cites ``[n]`` and stops at ``<|im_end|>``."""
+    return ensure_tiny_model(TEST_MODELS)
+
+
+@functools.cache
+def shaped_model_path(shape: str = "qwen2.5-0.5b") -> Path:
+    """Random weights with the tensor shapes of a real 0.5B chat model (~400 MB, Q4_K_M)."""
+    return ensure_shaped_model(TEST_MODELS, shape)
