@@ -131,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
     p.set_defaults(handler=_cmd_ask)
 
+    p = sub.add_parser(
+        "model", help="check a GGUF model file against the catalog, or list the catalog"
+    )
+    p.add_argument("file", nargs="?", type=Path, metavar="GGUF", help="the model file to check")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_model)
+
     p = sub.add_parser("status", help="documents, chunks and per-file errors")
     p.add_argument("--kb", type=Path, help=kb_help)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -409,6 +416,66 @@ def _print_answer_footer(answer: Answer) -> None:
     if answer.invalid_markers:
         dropped = ", ".join(f"[{n}]" for n in answer.invalid_markers)
         print(f"almanac: note: dropped citation markers with no source: {dropped}", file=sys.stderr)
+
+
+# -- model ----------------------------------------------------------------------------------------
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from almanac.core.llm.catalog import add_model, load_catalog
+    from almanac.core.llm.gguf_file import describe
+
+    catalog = load_catalog()
+    if args.file is None:
+        if args.json:
+            print(json.dumps([vars_of(e) for e in catalog], ensure_ascii=False))
+            return EXIT_OK
+        print("Recommended models (download them yourself, then: almanac model FILE.gguf):")
+        for e in catalog:
+            size = f"{e.size_bytes / 1e9:.2f} GB" if e.size_bytes else "size unverified"
+            known = "sha256 known" if e.sha256 else "sha256 unverified"
+            print(f"  {e.name}: {e.file_name} ({e.quantization}, {size}, {known}, {e.licence})")
+        return EXIT_OK
+    added = add_model(args.file, catalog)
+    info = added.info
+    if added.verified:
+        status = "verified against the catalog (sha256 matches)"
+    elif added.entry is not None:
+        status = "in the catalog, but the catalog has no hash for it: not verified"
+    else:
+        status = "not in the catalog: not verified"
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(added.path),
+                    "sha256": added.sha256,
+                    "verified": added.verified,
+                    "catalog_entry": added.entry.name if added.entry else None,
+                    "architecture": info.architecture,
+                    "quantization": info.quantization,
+                    "context_length": info.context_length,
+                    "chat_template": info.chat_template is not None,
+                    "parameters": info.parameter_count,
+                    "size_bytes": info.size_bytes,
+                }
+            )
+        )
+        return EXIT_OK
+    print(f"{added.path.name}: {describe(info)}")
+    print(f"  architecture {info.architecture}, context {info.context_length or '?'} tokens")
+    print(
+        f"  chat template: {'stored in the file' if info.chat_template else 'none (ChatML used)'}"
+    )
+    print(f"  sha256 {added.sha256}: {status}")
+    return EXIT_OK
+
+
+def vars_of(entry: object) -> dict[str, object]:
+    from dataclasses import asdict, is_dataclass
+
+    assert is_dataclass(entry) and not isinstance(entry, type)
+    return asdict(entry)
 
 
 # -- status / remove ----------------------------------------------------------------------------

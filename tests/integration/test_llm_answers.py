@@ -216,3 +216,25 @@ def test_bad_model_files_give_specific_errors(tmp_path, tiny_gguf, sample_index)
         assert (
             run.stderr.startswith("almanac: error: ") and len(run.stderr.strip().splitlines()) == 1
         )
+
+
+def test_cli_model_check(tiny_gguf, tmp_path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "almanac", "model", str(tiny_gguf), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    info = json.loads(run.stdout)
+    assert info["architecture"] == "llama" and info["quantization"] == "Q4_K_M"
+    assert info["chat_template"] is True and info["verified"] is False
+    assert len(info["sha256"]) == 64
+    listing = subprocess.run(
+        [sys.executable, "-m", "almanac", "model", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert any(e["quantization"] == "Q4_K_M" for e in json.loads(listing.stdout))

@@ -156,3 +156,42 @@ def test_wrong_url_raises_a_one_line_model_error() -> None:
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ModelError, match=r"http"):
         OpenAICompatibleEngine("file:///etc/passwd")
+
+
+def test_cli_ask_through_a_server(server_url: str, tmp_path: Path) -> None:
+    import json
+
+    from almanac.app import sample_kb_folder
+
+    kb = tmp_path / "kb"
+    ingest = subprocess.run(
+        [sys.executable, "-m", "almanac", "ingest", str(sample_kb_folder()), "--kb", str(kb), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "almanac",
+            "ask",
+            "How do I reset my password?",
+            "--kb",
+            str(kb),
+            "--server",
+            server_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["mode"] in ("model", "not-found")
+    assert answer["answer"].strip()
+    assert answer["citations"] or answer["also_retrieved"]
