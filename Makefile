@@ -3,10 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SAMPLE_KB_INDEX := build/sample-kb-index
-export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test lint typecheck install clean bench test-models
+.PHONY: run test lint typecheck install clean bench test-models screenshots
 
 install: $(STAMP)
 
@@ -19,10 +17,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+# Opens the desktop window; on first start it indexes the bundled sample knowledge base.
 run: $(STAMP)
-	$(BIN)/almanac ingest resources/sample-kb --kb $(SAMPLE_KB_INDEX)
-	$(BIN)/almanac status --kb $(SAMPLE_KB_INDEX)
-	$(BIN)/almanac search "How do I reset my password?" --kb $(SAMPLE_KB_INDEX) -k 3
+	$(BIN)/almanac
 
 lint: $(STAMP)
 	$(BIN)/ruff check desktop tests benchmarks resources
@@ -38,7 +35,11 @@ test-models: $(STAMP)
 	$(BIN)/python -m almanac.devtools.tiny_model -q
 
 test: $(STAMP) lint typecheck test-models
-	$(BIN)/pytest -q -ra
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q -ra
+
+# PNGs of the main window's states (offscreen rendering), used in the README.
+screenshots: $(STAMP) test-models
+	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/screenshots.py resources/screenshots
 
 bench: $(STAMP)
 	$(BIN)/python -m almanac.devtools.tiny_model -q --shaped qwen2.5-0.5b

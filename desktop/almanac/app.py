@@ -32,6 +32,16 @@ def default_embedding_model() -> Path | None:
     return Path(env) if env else None
 
 
+def default_documents_folder() -> Path:
+    """Where dropped documents go by default: $ALMANAC_DOCUMENTS_DIR, else ~/Documents/Almanac."""
+    env = os.environ.get("ALMANAC_DOCUMENTS_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return platformdirs.user_documents_path() / APP_NAME
+
+
 def default_model() -> Path | None:
     """$ALMANAC_MODEL (a GGUF file); None: sources-only mode until a model is configured."""
     env = os.environ.get("ALMANAC_MODEL")

@@ -63,9 +63,10 @@ def _fail(message: str) -> None:
 
 
 def _no_command(args: argparse.Namespace) -> int:
-    # Until the desktop window exists, the bare command explains how to use the CLI.
-    _parser().print_help()
-    return EXIT_OK
+    # The bare command opens the desktop window.
+    from almanac.ui.app import run
+
+    return run()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,86 @@
+"""The desktop entry point: settings, services, workers, the window; then Qt's event loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from almanac.app import (
+    APP_NAME,
+    build_services,
+    default_documents_folder,
+    default_kb_dir,
+    sample_kb_folder,
+)
+from almanac.core.history import HistoryStore, default_history_path
+from almanac.core.retrieval import RetrievalConfig
+from almanac.core.settings import SettingsError, SettingsStore, default_settings_path
+
+log = logging.getLogger(__name__)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Open the main window and run until it is closed. Returns the process exit code."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from almanac.ui.main_window import MainWindow
+    from almanac.ui.workers import ModelWorker, TaskRunner
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(argv or sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+
+    settings_path = default_settings_path()
+    first_start = not settings_path.exists()
+    settings_store = SettingsStore(settings_path)
+    settings = settings_store.load()
+    if not settings.documents_folders:
+        # First start (or every folder gone): the user's own documents folder first, since drops
+        # are copied into the first folder (never into the bundled samples), then the sample
+        # documents, so the app has something to answer from before the user adds theirs.
+        own = default_documents_folder()
+        try:
+            own.mkdir(parents=True, exist_ok=True)
+            folders: tuple[str, ...] = (str(own), str(sample_kb_folder()))
+        except OSError as exc:
+            log.warning("could not create %s: %s", own, exc)
+            folders = (str(sample_kb_folder()),)
+        settings = dataclasses.replace(settings, documents_folders=folders)
+        try:
+            settings_store.save(settings)
+        except (SettingsError, OSError) as exc:
+            log.warning("could not save the first-start settings: %s", exc)
+    kb_folders = [Path(f).expanduser() for f in settings.documents_folders]
+
+    try:
+        services = build_services(
+            default_kb_dir(),
+            retrieval=RetrievalConfig(relevance_floor=settings.relevance_floor),
+        )
+        history = HistoryStore(default_history_path())
+    except Exception as exc:  # the window can't exist without them: say why, in one dialog
+        log.exception("start-up failed")
+        QMessageBox.critical(None, APP_NAME, f"Almanac could not start:\n{exc}")
+        return 1
+
+    runner = TaskRunner()
+    model_worker = ModelWorker()
+    window = MainWindow(
+        services,
+        settings_store,
+        history,
+        kb_folders,
+        runner,
+        model_worker,
+        first_start=first_start,
+    )
+    window.show()
+    window.index_folders()  # in the background: the window is usable at once
+    try:
+        return int(app.exec())
+    finally:
+        window.close()  # idempotent; shuts the workers down if exec ended another way
+        services.searcher.close()

@@ -1,0 +1,972 @@
+"""The main window: conversations, the chat, sources, the library; drops, model and settings.
+
+Every service comes in through the constructor (``almanac.app`` builds them). Nothing slow runs on
+the GUI thread: ingestion, library queries and model checks go through the ``TaskRunner``;
+answering (search + generation) goes through the ``ModelWorker``, which owns the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from almanac.app import Services, build_engine
+from almanac.core.answer import AnswerConfig, AnswerService
+from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
+from almanac.core.history import HistoryStore
+from almanac.core.ingest import IngestCancelled
+from almanac.core.llm.base import ChatMessage, Engine, EngineInfo
+from almanac.core.llm.catalog import AddedModel, add_model
+from almanac.core.llm.gguf_file import describe
+from almanac.core.records import (
+    Answer,
+    AnswerMode,
+    Citation,
+    DocumentInfo,
+    IngestProgress,
+    IngestReport,
+)
+from almanac.core.settings import Settings, SettingsError, SettingsStore
+from almanac.ui.chat_view import ChatInput, Entry, Transcript
+from almanac.ui.library_view import LibraryView
+from almanac.ui.settings_dialog import SettingsDialog, apply_theme, folder_paths
+from almanac.ui.source_viewer import SourceViewer, is_inside
+from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandle, TaskRunner
+
+_MODEL_FIELDS = ("model_path", "gpu_layers", "threads", "context_size")
+NO_MODEL_TEXT = "No model: answers are the best passages."
+FIRST_START_HINT = (
+    "Sample documents are indexed: ask a question below, drop your own files on this window, "
+    "or add a model for written answers."
+)
+
+
+def unique_destination(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name (2).ext``, ``name (3).ext``… when taken: never overwrite."""
+    candidate = folder / name
+    if not candidate.exists() and not candidate.is_symlink():
+        return candidate
+    stem, suffix = os.path.splitext(name)
+    n = 2
+    while True:
+        candidate = folder / f"{stem} ({n}){suffix}"
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+        n += 1
+
+
+def _ignore_unsupported(folder: str, names: list[str]) -> set[str]:
+    return {
+        n for n in names if not os.path.isdir(os.path.join(folder, n)) and not is_supported(Path(n))
+    }
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        services: Services,
+        settings_store: SettingsStore,
+        history: HistoryStore,
+        kb_folders: list[Path],
+        runner: TaskRunner,
+        model_worker: ModelWorker,
+        *,
+        first_start: bool = False,
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.settings_store = settings_store
+        self.history = history
+        self.kb_folders = [Path(f) for f in kb_folders]
+        self.runner = runner
+        self.model_worker = model_worker
+        self.settings: Settings = settings_store.load()
+        self.first_start = first_start
+        self.conversation_id: int | None = None
+        self._asking_conversation: int | None = None
+        self._last_question: tuple[str, list[ChatMessage]] | None = None
+        self._generating = False
+        self._ingests: list[TaskHandle] = []
+        self._indexing_label = ""
+        self._closed = False
+        self._model_failed = False
+
+        self.setWindowTitle("Almanac")
+        self.setObjectName("mainWindow")
+        self.resize(1280, 800)
+        self.setAcceptDrops(True)
+        self._build()
+        self._connect_worker()
+        self._apply_retrieval_settings()
+        apply_theme(self.settings.theme)
+        self.refresh_conversations()
+        self.refresh_library()
+        self._update_banner()
+        if self.settings.model_path:
+            self.load_model()
+        if first_start:
+            self.statusBar().showMessage(FIRST_START_HINT)
+        for warning in settings_store.warnings:
+            self.show_notice(warning)
+
+    # == layout ================================================================================
+
+    def _build(self) -> None:
+        # -- left: conversations
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search conversations")
+        self.search_box.setClearButtonEnabled(True)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(self.refresh_conversations)
+        self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
+        self.conversation_list = QListWidget()
+        self.conversation_list.setObjectName("conversations")
+        self.conversation_list.currentItemChanged.connect(self._on_conversation_selected)
+        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.conversation_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.new_button = QPushButton("New chat")
+        self.rename_button = QPushButton("Rename")
+        self.delete_button = QPushButton("Delete")
+        self.new_button.clicked.connect(self.new_chat)
+        self.rename_button.clicked.connect(self._rename_clicked)
+        self.delete_button.clicked.connect(self._delete_clicked)
+        side_buttons = QHBoxLayout()
+        for b in (self.new_button, self.rename_button, self.delete_button):
+            side_buttons.addWidget(b)
+        sidebar = QWidget()
+        sidebar.setObjectName("sidebar")
+        side = QVBoxLayout(sidebar)
+        side.setContentsMargins(6, 6, 0, 6)
+        side.addWidget(self.search_box)
+        side.addWidget(self.conversation_list, 1)
+        side.addLayout(side_buttons)
+
+        # -- centre: banner, transcript, actions, input
+        self.banner = QFrame()
+        self.banner.setObjectName("banner")
+        self.banner.setStyleSheet(
+            "#banner { background: #fff4ce; border: 1px solid #e6d08a; border-radius: 4px; }"
+            "#banner QLabel { color: #5c4a00; }"
+        )
+        self.banner_label = QLabel(NO_MODEL_TEXT)
+        self.banner_label.setWordWrap(True)
+        self.add_model_button = QPushButton("Add model…")
+        self.add_model_button.clicked.connect(self.choose_model)
+        banner_row = QHBoxLayout(self.banner)
+        banner_row.setContentsMargins(8, 4, 8, 4)
+        banner_row.addWidget(self.banner_label, 1)
+        banner_row.addWidget(self.add_model_button)
+
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.PlainText)
+        self.notice.setStyleSheet(
+            "#notice { background: #fde7e9; color: #6e0b12; border-radius: 4px; padding: 4px; }"
+        )
+        self.notice.hide()
+
+        self.transcript = Transcript()
+        self.transcript.citation_requested.connect(self.show_citation)
+        self.transcript.link_refused.connect(
+            lambda url: self.statusBar().showMessage(f"Links are not opened: {url}", 5000)
+        )
+
+        self.copy_button = QPushButton("Copy answer")
+        self.regenerate_button = QPushButton("Regenerate")
+        self.export_button = QPushButton("Export…")
+        self.copy_button.clicked.connect(self.copy_answer)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.export_button.clicked.connect(lambda: self.export_conversation())
+        actions = QHBoxLayout()
+        actions.addStretch(1)
+        for b in (self.copy_button, self.regenerate_button, self.export_button):
+            actions.addWidget(b)
+
+        self.input = ChatInput()
+        self.input.setFixedHeight(64)
+        self.input.submitted.connect(self.send)
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop_generation)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.input, 1)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        input_row.addLayout(buttons)
+
+        chat = QWidget()
+        chat.setObjectName("chat")
+        chat_layout = QVBoxLayout(chat)
+        chat_layout.setContentsMargins(6, 6, 6, 6)
+        chat_layout.addWidget(self.banner)
+        chat_layout.addWidget(self.notice)
+        chat_layout.addWidget(self.transcript, 1)
+        chat_layout.addLayout(actions)
+        chat_layout.addLayout(input_row)
+
+        self.library = LibraryView()
+        self.library.refresh_requested.connect(self.refresh_library)
+        self.library.reindex_requested.connect(lambda paths: self.reindex(paths))
+        self.library.remove_requested.connect(lambda paths: self.remove_documents(paths))
+        self.library.open_requested.connect(lambda path: self.open_document(Path(path)))
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(chat, "Chat")
+        self.tabs.addTab(self.library, "Library")
+
+        # -- right: the source viewer
+        self.viewer = SourceViewer()
+        self.viewer.setObjectName("sourceViewer")
+        self.viewer.hide()
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(sidebar)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(self.viewer)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([240, 640, 400])
+        self.setCentralWidget(self.splitter)
+
+        self.model_status = QLabel()
+        self.statusBar().addPermanentWidget(self.model_status)
+
+        self._build_menu()
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_generation)
+        self._update_buttons()
+        self._show_welcome()
+        self.input.setFocus()
+
+    def _build_menu(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self._action(menu.addAction("&New chat"), self.new_chat, QKeySequence.StandardKey.New)
+        self._action(menu.addAction("Add &documents…"), self.choose_documents)
+        self._action(menu.addAction("Add &model…"), self.choose_model)
+        self._action(menu.addAction("&Export conversation…"), lambda: self.export_conversation())
+        menu.addSeparator()
+        self._action(menu.addAction("&Settings…"), self.open_settings, "Ctrl+,")
+        menu.addSeparator()
+        self._action(menu.addAction("&Quit"), self.close, QKeySequence.StandardKey.Quit)
+        view = self.menuBar().addMenu("&View")
+        self._action(view.addAction("&Chat"), lambda: self.tabs.setCurrentIndex(0))
+        self._action(view.addAction("&Library"), self.show_library, "Ctrl+L")
+
+    @staticmethod
+    def _action(
+        action: QAction,
+        slot: Callable[[], object],
+        shortcut: QKeySequence.StandardKey | str | None = None,
+    ) -> None:
+        action.triggered.connect(lambda _checked=False: slot())
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+
+    def _connect_worker(self) -> None:
+        w = self.model_worker
+        w.token.connect(self._on_token)
+        w.answered.connect(self._on_answered)
+        w.failed.connect(self._on_failed)
+        w.loaded.connect(self._on_model_loaded)
+        w.load_failed.connect(self._on_model_load_failed)
+
+    def _disconnect_worker(self) -> None:
+        w = self.model_worker
+        for signal, slot in (
+            (w.token, self._on_token),
+            (w.answered, self._on_answered),
+            (w.failed, self._on_failed),
+            (w.loaded, self._on_model_loaded),
+            (w.load_failed, self._on_model_load_failed),
+        ):
+            with contextlib.suppress(RuntimeError, TypeError):
+                signal.disconnect(slot)
+
+    # == notices and status ====================================================================
+
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    def _update_banner(self) -> None:
+        if not self.settings.model_path:
+            hint = FIRST_START_HINT if self.first_start else "Add a GGUF model for written answers."
+            self.banner_label.setText(f"{NO_MODEL_TEXT} {hint}")
+            self.banner.show()
+            self.model_status.setText("Sources-only")
+        elif not self._model_failed:
+            self.banner.hide()
+
+    def _update_buttons(self) -> None:
+        self.send_button.setEnabled(not self._generating)
+        self.stop_button.setEnabled(self._generating)
+        has_answer = self.transcript.last_answer() is not None
+        self.copy_button.setEnabled(has_answer)
+        self.regenerate_button.setEnabled(
+            not self._generating and self.conversation_id is not None and has_answer
+        )
+        self.export_button.setEnabled(self.conversation_id is not None)
+        has_conv = self.conversation_list.currentItem() is not None
+        self.rename_button.setEnabled(has_conv)
+        self.delete_button.setEnabled(has_conv)
+
+    def _show_welcome(self) -> None:
+        if self.transcript.entries or self.transcript.streaming_text() is not None:
+            return
+        lines = [
+            "<h3>Ask about your documents</h3>",
+            "<p>Answers cite the passages they come from; click a <b>[n]</b> to open it.</p>",
+        ]
+        if self.first_start:
+            lines.append(f"<p><i>{FIRST_START_HINT}</i></p>")
+        lines.append(
+            "<p style='color:#7a7f87'>Enter sends · Shift+Enter new line · Esc stops · "
+            "Ctrl+N new chat</p>"
+        )
+        self.transcript.setHtml("".join(lines))
+
+    # == conversations =========================================================================
+
+    def refresh_conversations(self) -> None:
+        if self._closed:
+            return
+        query = self.search_box.text()
+        conversations = self.history.list(query)
+        self.conversation_list.blockSignals(True)
+        self.conversation_list.clear()
+        current: QListWidgetItem | None = None
+        for conv in conversations:
+            item = QListWidgetItem(conv.title)
+            item.setToolTip(conv.title)
+            item.setData(Qt.ItemDataRole.UserRole, conv.id)
+            self.conversation_list.addItem(item)
+            if conv.id == self.conversation_id:
+                current = item
+        if current is not None:
+            self.conversation_list.setCurrentItem(current)
+        self.conversation_list.blockSignals(False)
+        self._update_buttons()
+
+    def new_chat(self) -> None:
+        """Ctrl+N: an empty transcript; the conversation is created with its first question."""
+        self.conversation_id = None
+        self.conversation_list.blockSignals(True)
+        self.conversation_list.clearSelection()
+        self.conversation_list.blockSignals(False)
+        if self._streaming_here():
+            self.stop_generation()
+        self.transcript.set_entries([])
+        self._show_welcome()
+        self.input.setFocus()
+        self._update_buttons()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        self.conversation_id = conversation_id
+        entries = [
+            Entry(m.role, m.content, m.answer) for m in self.history.messages(conversation_id)
+        ]
+        self.transcript.set_entries(entries)
+        if self._generating and self._asking_conversation == conversation_id:
+            self.transcript.start_answer()
+        if not entries:
+            self._show_welcome()
+        self._update_buttons()
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        try:
+            self.history.rename(conversation_id, title)
+        except (ValueError, KeyError) as exc:
+            self.show_notice(str(exc))
+        self.refresh_conversations()
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        if self._generating and self._asking_conversation == conversation_id:
+            self.stop_generation()
+        self.history.delete(conversation_id)
+        if self.conversation_id == conversation_id:
+            self.new_chat()
+        self.refresh_conversations()
+
+    def _on_conversation_selected(
+        self, current: QListWidgetItem | None, _previous: QListWidgetItem | None
+    ) -> None:
+        if current is None:
+            return
+        cid = current.data(Qt.ItemDataRole.UserRole)
+        if isinstance(cid, int) and cid != self.conversation_id:
+            self.open_conversation(cid)
+
+    def _rename_clicked(self) -> None:
+        item = self.conversation_list.currentItem()
+        if item is None:
+            return
+        title, ok = QInputDialog.getText(self, "Rename conversation", "Title:", text=item.text())
+        if ok:
+            self.rename_conversation(int(item.data(Qt.ItemDataRole.UserRole)), title)
+
+    def _delete_clicked(self) -> None:
+        item = self.conversation_list.currentItem()
+        if item is None:
+            return
+        answer = QMessageBox.question(self, "Delete conversation", f"Delete “{item.text()}”?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete_conversation(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    # == asking ================================================================================
+
+    def send(self) -> None:
+        text = self.input.toPlainText().strip()
+        if not text or self._generating or self._closed:
+            return
+        prior = self._chat_history()
+        if self.conversation_id is None:
+            self.conversation_id = self.history.create().id
+        self.history.add_message(self.conversation_id, "user", text)
+        self.input.clear()
+        self.transcript.add_user(text)
+        self.refresh_conversations()
+        self._ask(text, prior)
+
+    def ask(self, question: str) -> None:
+        """Programmatic send (tests, screenshots)."""
+        self.input.setPlainText(question)
+        self.send()
+
+    def _ask(self, question: str, prior: list[ChatMessage]) -> None:
+        self._generating = True
+        self._asking_conversation = self.conversation_id
+        self._last_question = (question, prior)
+        self.show_notice("")
+        self.transcript.start_answer()
+        self._update_buttons()
+        self.statusBar().showMessage("Answering…")
+        self.model_worker.ask(self._service_factory(), question, prior)
+
+    def _chat_history(self) -> list[ChatMessage]:
+        history: list[ChatMessage] = []
+        for e in self.transcript.entries:
+            if e.role == "user":
+                history.append(ChatMessage("user", e.text))
+            elif e.answer is not None and e.answer.mode in (AnswerMode.MODEL, AnswerMode.GENERAL):
+                history.append(ChatMessage("assistant", e.answer.text))
+        return history
+
+    def _service_factory(self) -> Callable[[Engine | None], AnswerService]:
+        # Values captured here, on the GUI thread; the factory runs on the model thread.
+        s = self.settings
+        searcher, embedder = self.services.searcher, self.services.embedder
+        prompt = self.settings_store.effective_system_prompt(s)
+        config = AnswerConfig(sources=s.sources, max_tokens=s.max_tokens, temperature=s.temperature)
+
+        def factory(engine: Engine | None) -> AnswerService:
+            return AnswerService(searcher, embedder, engine, system_prompt=prompt, config=config)
+
+        return factory
+
+    def stop_generation(self) -> None:
+        if self._generating:
+            self.model_worker.stop()
+            self.statusBar().showMessage("Stopping…", 2000)
+
+    def regenerate(self) -> None:
+        if self._generating or self.conversation_id is None or self._closed:
+            return
+        entries = self.transcript.entries
+        if not entries:
+            return
+        if entries[-1].role == "assistant":
+            self.history.delete_last_answer(self.conversation_id)
+            self.transcript.drop_last_answer()
+        if not self.transcript.entries or self.transcript.entries[-1].role != "user":
+            return
+        question = self.transcript.entries[-1].text
+        prior = self._chat_history()[:-1]
+        self._ask(question, prior)
+
+    def copy_answer(self) -> None:
+        answer = self.transcript.last_answer()
+        if answer is not None:
+            QGuiApplication.clipboard().setText(answer.text)
+            self.statusBar().showMessage("Answer copied", 2000)
+
+    def _streaming_here(self) -> bool:
+        return self._generating and self._asking_conversation == self.conversation_id
+
+    def _on_token(self, piece: str) -> None:
+        if not self._closed and self._streaming_here():
+            self.transcript.append_token(piece)
+
+    def _on_answered(self, answer: object) -> None:
+        if self._closed or not isinstance(answer, Answer):
+            return
+        self._generating = False
+        cid = self._asking_conversation
+        if cid is not None:
+            with contextlib.suppress(KeyError):  # the conversation was deleted meanwhile
+                self.history.add_message(cid, "assistant", answer.text, answer=answer)
+        if cid == self.conversation_id:
+            self.transcript.finish_answer(answer)
+        self._asking_conversation = None
+        seconds = f"{answer.seconds_total:.1f} s"
+        self.statusBar().showMessage(
+            ("Stopped" if answer.stopped else "Answered") + f" in {seconds}", 5000
+        )
+        self.refresh_conversations()
+        self._update_buttons()
+
+    def _on_failed(self, message: str) -> None:
+        if self._closed:
+            return
+        self._generating = False
+        if self._asking_conversation == self.conversation_id:
+            self.transcript.add_error(f"Could not answer: {message}")
+        self._asking_conversation = None
+        self.statusBar().showMessage("Answering failed", 5000)
+        self._update_buttons()
+
+    # == citations =============================================================================
+
+    def show_citation(self, citation: Citation) -> None:
+        was_hidden = not self.viewer.isVisible()
+        self.viewer.show()
+        if was_hidden:
+            sizes = self.splitter.sizes()
+            total = sum(sizes)
+            side = min(sizes[0], 220)
+            viewer = max(360, (total - side) // 2)
+            self.splitter.setSizes([side, total - side - viewer, viewer])
+        self.viewer.show_citation(citation, list(self.kb_folders))
+        # Passages start at the left margin: keep it in view rather than centring the highlight.
+        self.viewer.scroll_area.horizontalScrollBar().setValue(0)
+
+    def open_document(self, path: Path) -> bool:
+        """Open with the system's app, only for files inside the documents folders."""
+        checked = is_inside(path, self.kb_folders)
+        if checked is None or not checked.is_file():
+            self.show_notice(f"Not opened: {path} is not a file in your documents folders.")
+            return False
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(checked))))
+
+    # == the model =============================================================================
+
+    def load_model(self) -> None:
+        s = self.settings
+        if not s.model_path:
+            self._model_failed = False
+            self.model_worker.load(lambda: None)
+            self._update_banner()
+            return
+        path = Path(s.model_path).expanduser()
+        n_ctx, gpu, threads = s.context_size, s.gpu_layers, s.threads
+
+        def factory() -> Engine | None:
+            return build_engine(path, n_ctx=n_ctx, gpu_layers=gpu, threads=threads)
+
+        self.model_status.setText(f"Loading {path.name}…")
+        self.model_worker.load(factory)
+
+    def _on_model_loaded(self, info: object) -> None:
+        if self._closed:
+            return
+        if isinstance(info, EngineInfo):
+            self._model_failed = False
+            self.model_status.setText(f"Model: {info.model} · {info.backend}")
+            self.banner.hide()
+        else:
+            self._update_banner()
+
+    def _on_model_load_failed(self, message: str) -> None:
+        if self._closed:
+            return
+        self._model_failed = True
+        self.banner_label.setText(
+            f"The model could not be loaded: {message}. Answers are the best passages."
+        )
+        self.banner.show()
+        self.model_status.setText("Sources-only")
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a model", "", "GGUF models (*.gguf)")
+        if path:
+            self.add_model_file(Path(path))
+
+    def add_model_file(self, path: Path) -> TaskHandle:
+        """Check the GGUF (header, catalog hash) in the background, then save and load it."""
+        self.statusBar().showMessage(f"Checking {path.name}…")
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> AddedModel:
+            def on_hash(done: int, total: int) -> None:
+                if cancel.is_set():
+                    raise TaskCancelled()
+                progress((done, total))
+
+            return add_model(path, progress=on_hash)
+
+        def on_progress(value: object) -> None:
+            if isinstance(value, tuple) and len(value) == 2 and value[1]:
+                pct = int(100 * value[0] / value[1])
+                self.statusBar().showMessage(f"Checking {path.name}… {pct} %")
+
+        return self.runner.submit(
+            work,
+            on_success=self._model_added,
+            on_error=lambda msg: self._model_refused(path, msg),
+            on_progress=on_progress,
+        )
+
+    def _model_added(self, added: AddedModel) -> None:
+        if self._closed:
+            return
+        new = dataclasses.replace(self.settings, model_path=str(added.path))
+        try:
+            self.settings_store.save(new)
+        except SettingsError as exc:
+            self.show_notice("; ".join(exc.reasons))
+            return
+        except OSError as exc:
+            self.show_notice(f"Could not save the settings: {exc}")
+            return
+        self.settings = new
+        verified = " (verified against the catalog)" if added.verified else ""
+        self.statusBar().showMessage(f"Model added: {describe(added.info)}{verified}", 8000)
+        self.show_notice("")
+        self.load_model()
+
+    def _model_refused(self, path: Path, message: str) -> None:
+        if not self._closed:
+            self.statusBar().clearMessage()
+            self.show_notice(f"{path.name} was not added: {message}")
+
+    # == documents =============================================================================
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if _local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = _local_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.handle_dropped_paths(paths)
+
+    def handle_dropped_paths(self, paths: Sequence[Path]) -> TaskHandle | None:
+        """A .gguf becomes the model; supported documents/folders are indexed; the rest refused."""
+        models = [p for p in paths if p.suffix.lower() == ".gguf" and p.is_file()]
+        others = [p for p in paths if p not in models]
+        if models:
+            self.add_model_file(models[0])
+        accepted = [p for p in others if p.is_dir() or (p.is_file() and is_supported(p))]
+        refused = [p for p in others if p not in accepted]
+        if refused:
+            names = ", ".join(p.name for p in refused)
+            kinds = " ".join(sorted(SUPPORTED_EXTENSIONS))
+            self.show_notice(f"Not added (unsupported type): {names}. Supported: {kinds}")
+        elif len(models) <= 1:
+            self.show_notice("")
+        if not accepted:
+            return None
+        return self.add_documents(accepted)
+
+    def choose_documents(self) -> None:
+        patterns = " ".join(f"*{e}" for e in sorted(SUPPORTED_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Add documents", "", f"Documents ({patterns})"
+        )
+        if files:
+            self.add_documents([Path(f) for f in files])
+
+    def add_documents(self, paths: Sequence[Path]) -> TaskHandle:
+        """Copy into the first documents folder (or index in place), then index them."""
+        copy_to = (
+            self.kb_folders[0] if self.settings.copy_dropped_files and self.kb_folders else None
+        )
+        roots = list(self.kb_folders)
+        ingestor = self.services.ingestor
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
+            targets: list[Path] = []
+            for path in paths:
+                if copy_to is None or is_inside(path, roots) is not None:
+                    targets.append(path)
+                    continue
+                copy_to.mkdir(parents=True, exist_ok=True)
+                dest = unique_destination(copy_to, path.name)
+                if path.is_dir():
+                    shutil.copytree(path, dest, ignore=_ignore_unsupported)
+                else:
+                    shutil.copy2(path, dest)
+                targets.append(dest)
+            return ingestor.ingest(
+                targets,
+                progress=progress,
+                cancel=cancel,
+                prune=False,
+            )
+
+        return self._run_ingest(work, "Adding documents")
+
+    def index_folders(self, folders: Sequence[Path] | None = None) -> TaskHandle:
+        """Bring the index up to date with the documents folders (start-up, settings change)."""
+        targets = [Path(f) for f in (folders if folders is not None else self.kb_folders)]
+        ingestor = self.services.ingestor
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
+            present = [t for t in targets if t.exists()]
+            return ingestor.ingest(present, progress=progress, cancel=cancel)
+
+        return self._run_ingest(work, "Indexing")
+
+    def reindex(self, paths: Sequence[str]) -> TaskHandle:
+        ingestor = self.services.ingestor
+        targets = [Path(p) for p in paths]
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
+            present = [t for t in targets if t.exists()]
+            return ingestor.ingest(
+                present,
+                progress=progress,
+                cancel=cancel,
+                prune=False,
+                force=True,
+            )
+
+        return self._run_ingest(work, "Re-indexing")
+
+    def remove_documents(self, paths: Sequence[str]) -> TaskHandle:
+        ingestor = self.services.ingestor
+        targets = [Path(p) for p in paths]
+
+        def work(_progress: ProgressFn, _cancel: threading.Event) -> int:
+            return ingestor.remove(targets)
+
+        def done(count: int) -> None:
+            self.statusBar().showMessage(f"Removed {count} document(s) from the index", 5000)
+            self.refresh_library()
+
+        return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+
+    def is_indexing(self) -> bool:
+        return any(not h.done for h in self._ingests)
+
+    def _run_ingest(
+        self, work: Callable[[ProgressFn, threading.Event], IngestReport], label: str
+    ) -> TaskHandle:
+        holder: list[TaskHandle] = []
+
+        def forget() -> None:
+            if holder and holder[0] in self._ingests:
+                self._ingests.remove(holder[0])
+
+        def success(report: IngestReport) -> None:
+            forget()
+            self._ingest_done(report)
+
+        def failure(message: str) -> None:
+            forget()
+            self._ingest_failed(message)
+
+        def wrapped(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
+            try:
+                return work(progress, cancel)
+            except IngestCancelled as exc:
+                raise TaskCancelled() from exc
+
+        handle = self.runner.submit(
+            wrapped,
+            on_success=success,
+            on_error=failure,
+            on_progress=lambda p: self._ingest_progress(label, p),
+        )
+        holder.append(handle)
+        self._ingests.append(handle)
+        self.statusBar().showMessage(f"{label}…")
+        return handle
+
+    def _ingest_progress(self, label: str, value: object) -> None:
+        if self._closed or not isinstance(value, IngestProgress):
+            return
+        done = value.files_done + value.files_failed
+        text = f"{label} {min(done + 1, value.files_total)} of {value.files_total} …"
+        if value.files_total == 0:
+            text = f"{label}…"
+        if value.current:
+            text += f" {Path(value.current).name}"
+        self.statusBar().showMessage(text)
+
+    def _ingest_done(self, report: IngestReport) -> None:
+        if self._closed:
+            return
+        parts = [f"{report.added} added", f"{report.updated} updated"]
+        if report.removed:
+            parts.append(f"{report.removed} removed")
+        if report.failed:
+            parts.append(f"{len(report.failed)} failed")
+        message = "Index up to date: " + ", ".join(parts)
+        if self.first_start and not self.settings.model_path:
+            message += ". " + FIRST_START_HINT
+        self.statusBar().showMessage(message, 0 if self.first_start else 8000)
+        if report.failed:
+            listed = "; ".join(f"{Path(f.path).name}: {f.message}" for f in report.failed[:5])
+            more = f" (+{len(report.failed) - 5} more)" if len(report.failed) > 5 else ""
+            self.show_notice(f"Some files could not be indexed: {listed}{more}")
+        self.refresh_library()
+
+    def _ingest_failed(self, message: str) -> None:
+        if self._closed:
+            return
+        self.statusBar().showMessage("Indexing failed", 5000)
+        self.show_notice(f"Indexing failed: {message}")
+        self.refresh_library()
+
+    # == library ===============================================================================
+
+    def show_library(self) -> None:
+        self.tabs.setCurrentWidget(self.library)
+        self.refresh_library()
+
+    def refresh_library(self) -> TaskHandle | None:
+        if self._closed:
+            return None
+        store = self.services.store
+
+        def work(_progress: ProgressFn, _cancel: threading.Event) -> list[DocumentInfo]:
+            return list(store.documents().values())
+
+        def done(documents: list[DocumentInfo]) -> None:
+            if not self._closed:
+                self.library.set_documents(documents)
+
+        return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+
+    # == settings ==============================================================================
+
+    def settings_dialog(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings, self.settings_store, self)
+        dialog.accepted.connect(lambda: self._settings_saved(dialog))
+        return dialog
+
+    def open_settings(self) -> None:
+        dialog = self.settings_dialog()
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _settings_saved(self, dialog: SettingsDialog) -> None:
+        if dialog.saved is not None:
+            self.apply_settings(dialog.saved)
+
+    def apply_settings(self, new: Settings) -> None:
+        old, self.settings = self.settings, new
+        apply_theme(new.theme)
+        self._apply_retrieval_settings()
+        if any(getattr(old, f) != getattr(new, f) for f in _MODEL_FIELDS):
+            self._model_failed = False
+            self.load_model()
+        self._update_banner()
+        if new.documents_folders != old.documents_folders and new.documents_folders:
+            self.kb_folders = folder_paths(new)
+            self.index_folders()
+        self.statusBar().showMessage("Settings saved", 3000)
+
+    def _apply_retrieval_settings(self) -> None:
+        searcher = self.services.searcher
+        if searcher.config.relevance_floor != self.settings.relevance_floor:
+            searcher.config = dataclasses.replace(
+                searcher.config, relevance_floor=self.settings.relevance_floor
+            )
+
+    # == export ================================================================================
+
+    def export_conversation(self, path: Path | None = None) -> Path | None:
+        if self.conversation_id is None:
+            self.show_notice("Nothing to export: ask a question first.")
+            return None
+        text = self.history.export_markdown(self.conversation_id)
+        if path is None:
+            title = self.history.get(self.conversation_id).title
+            safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in title).strip()
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, "Export conversation", f"{safe or 'conversation'}.md", "Markdown (*.md)"
+            )
+            if not chosen:
+                return None
+            path = Path(chosen)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.show_notice(f"Could not export: {exc.strerror or exc}")
+            return None
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
+        return path
+
+    # == shutdown ==============================================================================
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closed:
+            event.accept()
+            return
+        self._closed = True
+        self._search_timer.stop()
+        self.transcript.stop_rendering()
+        self.model_worker.stop()
+        for handle in self._ingests:
+            handle.cancel()
+        self._disconnect_worker()
+        self.runner.shutdown()
+        self.model_worker.shutdown()
+        self.history.close()
+        event.accept()
+
+
+def _local_paths(mime: QMimeData) -> list[Path]:
+    if not mime.hasUrls():
+        return []
+    return [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]

@@ -1,0 +1,417 @@
+"""The real main window over a real temp knowledge base (and the real tiny GGUF for answers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from almanac.app import Services
+from almanac.core.history import HistoryStore
+from almanac.core.records import Answer, AnswerMode
+from almanac.core.settings import Settings, SettingsStore
+from almanac.ui.main_window import MainWindow, unique_destination
+from almanac.ui.workers import ModelWorker, TaskRunner
+
+QUESTION = "How long is the password reset link valid?"
+PDF_NAME = "northwind-sync-user-manual.pdf"
+
+
+@dataclasses.dataclass
+class Env:
+    docs: Path
+    services: Services
+    settings_path: Path
+    history_path: Path
+    outside: Path
+
+
+@pytest.fixture
+def env(tmp_path, make_kb, embedder, sample_kb) -> Env:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(sample_kb / "manual" / PDF_NAME, docs / PDF_NAME)
+    shutil.copy(sample_kb / "faq.md", docs / "faq.md")
+    (docs / "widgets.html").write_text(
+        "<html><body><h1>Widget tags</h1><p>The flux capacitor manual says: "
+        "&lt;script&gt;alert('pwned')&lt;/script&gt; &lt;b&gt;bold flux&lt;/b&gt; is "
+        "shown literally in the flux capacitor calibration guide.</p></body></html>",
+        encoding="utf-8",
+    )
+    kb = make_kb()
+    kb.ingestor.ingest([docs])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    SettingsStore(tmp_path / "settings.json").save(Settings(documents_folders=(str(docs),)))
+    return Env(
+        docs=docs,
+        services=Services(
+            store=kb.store, embedder=embedder, ingestor=kb.ingestor, searcher=kb.searcher
+        ),
+        settings_path=tmp_path / "settings.json",
+        history_path=tmp_path / "history.sqlite3",
+        outside=outside,
+    )
+
+
+@pytest.fixture
+def make_window(qtbot, env):
+    windows: list[MainWindow] = []
+
+    def factory(model: Path | None = None, **changes: object) -> MainWindow:
+        store = SettingsStore(env.settings_path)
+        settings = dataclasses.replace(
+            store.load(), model_path=str(model) if model else None, **changes
+        )
+        store.save(settings)
+        window = MainWindow(
+            env.services,
+            store,
+            HistoryStore(env.history_path),
+            [env.docs],
+            TaskRunner(),
+            ModelWorker(),
+        )
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        if model is not None:
+            qtbot.waitUntil(lambda: window.model_status.text().startswith("Model:"), timeout=60000)
+        qtbot.waitUntil(lambda: window.library.model.rowCount() > 0, timeout=20000)
+        return window
+
+    yield factory
+    for window in windows:
+        window.close()
+
+
+def _drop(window: MainWindow, paths: list[Path]) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(QPoint(50, 50)),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    assert event.isAccepted()
+
+
+def _indexed(window: MainWindow) -> set[str]:
+    return {Path(d.path).name for d in window.library.model.documents()}
+
+
+def _wait_answer(qtbot, window: MainWindow, timeout: int = 120000) -> Answer:
+    with qtbot.waitSignal(window.model_worker.answered, timeout=timeout) as blocker:
+        pass
+    answer = blocker.args[0]
+    assert isinstance(answer, Answer)
+    qtbot.waitUntil(lambda: not window._generating)
+    return answer
+
+
+def _ask(qtbot, window: MainWindow, question: str, timeout: int = 120000) -> Answer:
+    with qtbot.waitSignal(window.model_worker.answered, timeout=timeout) as blocker:
+        window.ask(question)
+    answer = blocker.args[0]
+    assert isinstance(answer, Answer)
+    return answer
+
+
+# -- drops and the library ----------------------------------------------------------------------
+
+
+def test_drop_copies_and_indexes_markdown_without_overwriting(qtbot, make_window, env) -> None:
+    window = make_window()
+    note = env.outside / "faq.md"  # the same name as a document already there
+    note.write_text("# Gadgets\n\nThe gadget warranty lasts 7 years.\n", encoding="utf-8")
+    _drop(window, [note])
+    qtbot.waitUntil(lambda: "faq (2).md" in _indexed(window), timeout=60000)
+    assert (env.docs / "faq (2).md").read_text(encoding="utf-8") == note.read_text("utf-8")
+    assert (env.docs / "faq.md").read_text(encoding="utf-8") != note.read_text("utf-8")
+    doc = env.services.store.document((env.docs / "faq (2).md").as_posix())
+    assert doc is not None and doc.chunk_count >= 1
+    assert "documents" in window.library.totals.text()
+
+
+def test_drop_refuses_unsupported_types_and_indexes_in_place(qtbot, make_window, env) -> None:
+    window = make_window(copy_dropped_files=False)
+    binary = env.outside / "setup.exe"
+    binary.write_bytes(b"MZ\x00\x00")
+    note = env.outside / "in-place.md"
+    note.write_text("# In place\n\nIndexed where it lies.\n", encoding="utf-8")
+    _drop(window, [binary, note])
+    assert window.notice.isVisible() and "setup.exe" in window.notice.text()
+    qtbot.waitUntil(lambda: "in-place.md" in _indexed(window), timeout=60000)
+    assert not (env.docs / "in-place.md").exists()
+    assert env.services.store.document(note.as_posix()) is not None
+
+
+def test_unique_destination_counts_up(tmp_path) -> None:
+    (tmp_path / "a.md").write_text("x")
+    (tmp_path / "a (2).md").write_text("x")
+    assert unique_destination(tmp_path, "a.md").name == "a (3).md"
+    assert unique_destination(tmp_path, "b.md").name == "b.md"
+
+
+def test_library_reindex_and_remove(qtbot, make_window, env) -> None:
+    window = make_window()
+    window.show_library()
+    faq = (env.docs / "faq.md").as_posix()
+    assert window.library.select_path(faq)
+    before = env.services.store.document(faq)
+    assert before is not None
+    window.library.reindex_button.click()
+    qtbot.waitUntil(lambda: not window.is_indexing(), timeout=60000)
+    qtbot.waitUntil(
+        lambda: (
+            (d := env.services.store.document(faq)) is not None and d.indexed_at > before.indexed_at
+        ),
+        timeout=10000,
+    )
+    assert window.library.select_path(faq)
+    window.library.remove_button.click()
+    qtbot.waitUntil(lambda: "faq.md" not in _indexed(window), timeout=20000)
+    assert env.services.store.document(faq) is None
+    # Open refuses anything outside the documents folders.
+    assert window.open_document(env.outside / "anything.md") is False
+    assert "not a file in your documents folders" in window.notice.text()
+
+
+# -- answers --------------------------------------------------------------------------------------
+
+
+def test_sources_only_answer_lists_passages_and_opens_pdf_page(qtbot, make_window, env) -> None:
+    window = make_window()
+    assert window.banner.isVisible()
+    assert "No model" in window.banner_label.text()
+    qtbot.keyClicks(window.input, QUESTION)
+    with qtbot.waitSignal(window.model_worker.answered, timeout=60000) as blocker:
+        qtbot.keyClick(window.input, Qt.Key.Key_Return)  # Enter sends
+    answer = blocker.args[0]
+    assert answer.mode is AnswerMode.SOURCES_ONLY and answer.citations
+    text = window.transcript.toPlainText()
+    assert QUESTION in text and "Passages" in text
+    assert window.input.toPlainText() == ""
+    pdf = next(c for c in answer.citations if c.path.endswith(".pdf"))
+    window.transcript.anchorClicked.emit(QUrl(f"cite:{pdf.number}"))
+    assert window.viewer.isVisible()
+    assert window.viewer.mode == "pdf"
+    assert window.viewer.current_path == Path(pdf.path).resolve()
+    assert window.viewer.current_page == pdf.page
+    assert window.viewer.highlight_rects
+    # The conversation was stored and is listed.
+    assert window.conversation_list.count() == 1
+    messages = window.history.messages(window.conversation_id or -1)
+    assert [m.role for m in messages] == ["user", "assistant"]
+
+
+def test_shift_enter_is_a_newline_and_other_links_are_not_followed(qtbot, make_window) -> None:
+    window = make_window()
+    qtbot.keyClicks(window.input, "line one")
+    qtbot.keyClick(window.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.input, "line two")
+    assert window.input.toPlainText() == "line one\nline two"
+    assert not window._generating
+    with qtbot.assertNotEmitted(window.transcript.citation_requested):
+        window.transcript.anchorClicked.emit(QUrl("file:///etc/passwd"))
+        window.transcript.anchorClicked.emit(QUrl("cite:99"))
+    assert not window.viewer.isVisible()
+    window.input.clear()
+
+
+def test_html_in_a_document_is_escaped_in_the_transcript(qtbot, make_window) -> None:
+    window = make_window()
+    answer = _ask(qtbot, window, "flux capacitor calibration guide script bold")
+    assert any(c.path.endswith("widgets.html") for c in answer.citations)
+    shown = window.transcript.toPlainText()
+    assert "<script>" in shown  # shown as text
+    html = window.transcript.toHtml()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>bold flux" not in html
+
+
+def test_regenerate_new_chat_and_export(qtbot, make_window, tmp_path) -> None:
+    window = make_window()
+    _ask(qtbot, window, QUESTION)
+    cid = window.conversation_id
+    assert cid is not None
+    with qtbot.waitSignal(window.model_worker.answered, timeout=60000):
+        window.regenerate_button.click()
+    assert [m.role for m in window.history.messages(cid)] == ["user", "assistant"]
+    window.copy_answer()
+    assert QApplication.clipboard().text() == window.transcript.last_answer().text
+    out = window.export_conversation(tmp_path / "chat.md")
+    assert out is not None and QUESTION in out.read_text(encoding="utf-8")
+    window.rename_conversation(cid, "Password questions")
+    window.search_box.setText("password q")
+    qtbot.waitUntil(lambda: window.conversation_list.count() == 1)
+    window.search_box.setText("no such thing at all")
+    qtbot.waitUntil(lambda: window.conversation_list.count() == 0)
+    window.search_box.clear()
+    qtbot.waitUntil(lambda: window.conversation_list.count() == 1)
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.conversation_id is None and window.transcript.entries == []
+    window.delete_conversation(cid)
+    assert window.conversation_list.count() == 0
+
+
+def test_model_streams_tokens_and_citation_opens_the_passage(qtbot, make_window, tiny_gguf) -> None:
+    window = make_window(model=tiny_gguf, temperature=0.0, max_tokens=80)
+    assert not window.banner.isVisible()
+    tokens: list[str] = []
+    window.model_worker.token.connect(tokens.append)
+    window.ask(QUESTION)
+    qtbot.waitUntil(lambda: bool((window.transcript.streaming_text() or "").strip()), timeout=60000)
+    answer = _wait_answer(qtbot, window)
+    assert answer.mode is AnswerMode.MODEL
+    assert len(tokens) >= 3 and "".join(tokens).strip()
+    assert answer.citations, answer.text
+    first = answer.citations[0]
+    window.transcript.anchorClicked.emit(QUrl(f"cite:{first.number}"))
+    viewer = window.viewer
+    assert viewer.current_path == Path(first.path).resolve()
+    if first.page is not None:
+        assert viewer.mode == "pdf" and viewer.current_page == first.page
+    else:
+        assert viewer.mode == "text"
+        assert " ".join(viewer.highlighted_text().split()) == " ".join(first.text.split())
+    html = window.transcript.toHtml()
+    assert "Sources" in window.transcript.toPlainText()
+    assert 'href="cite:' in html
+
+
+def test_esc_stops_generation_mid_answer(qtbot, make_window, tiny_gguf) -> None:
+    window = make_window(model=tiny_gguf, temperature=0.0, max_tokens=400)
+    tokens: list[str] = []
+
+    def on_token(piece: str) -> None:
+        tokens.append(piece)
+        if len(tokens) == 1:
+            qtbot.keyClick(window, Qt.Key.Key_Escape)
+
+    window.model_worker.token.connect(on_token)
+    window.ask(QUESTION)
+    answer = _wait_answer(qtbot, window)
+    assert answer.stopped
+    assert answer.tokens_generated < 400
+    assert "(stopped)" in window.transcript.toPlainText()
+    assert window.send_button.isEnabled() and not window.stop_button.isEnabled()
+
+
+def test_add_model_by_drop_saves_settings_and_hides_banner(
+    qtbot, make_window, env, tiny_gguf
+) -> None:
+    window = make_window()
+    assert window.banner.isVisible()
+    _drop(window, [tiny_gguf])
+    qtbot.waitUntil(lambda: window.model_status.text().startswith("Model:"), timeout=60000)
+    assert not window.banner.isVisible()
+    assert SettingsStore(env.settings_path).load().model_path == str(tiny_gguf)
+
+
+def test_add_model_refuses_a_bad_file(qtbot, make_window, env) -> None:
+    window = make_window()
+    bad = env.outside / "broken.gguf"
+    bad.write_bytes(b"not a model at all" * 10)
+    window.add_model_file(bad)
+    qtbot.waitUntil(lambda: "broken.gguf was not added" in window.notice.text(), timeout=20000)
+    assert window.banner.isVisible()
+    assert SettingsStore(env.settings_path).load().model_path is None
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+def test_settings_round_trip_through_the_dialog(qtbot, make_window, env) -> None:
+    window = make_window()
+    dialog = window.settings_dialog()
+    qtbot.addWidget(dialog)
+    dialog.sources.setValue(0)  # invalid: refused with the reason shown inline
+    dialog.accept()
+    assert dialog.isVisible() is False or dialog.result() == 0
+    assert dialog.saved is None
+    assert "Sources must be between" in dialog.errors.text()
+    dialog.sources.setValue(7)
+    dialog.temperature.setValue(0.7)
+    dialog.theme.setCurrentText("dark")
+    dialog.system_prompt.setPlainText("Answer like a pirate. Cite [n].")
+    dialog.accept()
+    assert dialog.saved is not None
+    reloaded = SettingsStore(env.settings_path).load()
+    assert (reloaded.sources, reloaded.temperature, reloaded.theme) == (7, 0.7, "dark")
+    assert reloaded.system_prompt == "Answer like a pirate. Cite [n]."
+    assert window.settings == reloaded
+    assert QApplication.palette().window().color().lightness() < 100  # dark theme applied
+    # Reset to default stores "unset", so a later default prompt applies.
+    again = window.settings_dialog()
+    qtbot.addWidget(again)
+    again.reset_system_prompt()
+    again.theme.setCurrentText("system")
+    again.accept()
+    assert SettingsStore(env.settings_path).load().system_prompt is None
+
+
+# -- responsiveness and shutdown ---------------------------------------------------------------
+
+
+class _Ticker:
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        self.ticks += 1
+
+
+def test_event_loop_keeps_ticking_during_ingest_and_generation(
+    qtbot, make_window, env, tiny_gguf
+) -> None:
+    window = make_window(model=tiny_gguf, temperature=0.0, max_tokens=120)
+    batch = env.outside / "batch"
+    batch.mkdir()
+    for i in range(30):
+        (batch / f"note-{i:02d}.md").write_text(
+            f"# Note {i}\n\n" + f"Topic {i} explains procedure {i} in detail. " * 40,
+            encoding="utf-8",
+        )
+    ticker = _Ticker()
+    ticker.timer.start()
+    try:
+        window.add_documents(sorted(batch.iterdir()))
+        qtbot.waitUntil(lambda: window.is_indexing(), timeout=5000)
+        qtbot.waitUntil(lambda: not window.is_indexing(), timeout=120000)
+        during_ingest = ticker.ticks
+        assert during_ingest >= 10, during_ingest
+        qtbot.waitUntil(lambda: len(_indexed(window)) >= 33, timeout=20000)
+
+        ticker.ticks = 0
+        window.ask(QUESTION)
+        _wait_answer(qtbot, window)
+        assert ticker.ticks >= 3, ticker.ticks
+    finally:
+        ticker.timer.stop()
+
+
+def test_closing_during_generation_shuts_down_cleanly(qtbot, make_window, tiny_gguf) -> None:
+    window = make_window(model=tiny_gguf, temperature=0.0, max_tokens=400)
+    worker, runner = window.model_worker, window.runner
+    got_token: list[str] = []
+    worker.token.connect(got_token.append)
+    window.ask(QUESTION)
+    qtbot.waitUntil(lambda: bool(got_token), timeout=60000)
+    window.refresh_library()  # a runner task in flight as well
+    window.close()
+    assert not worker.is_running()
+    assert runner.active_count() == 0
+    with pytest.raises(Exception):  # noqa: B017 - sqlite3.ProgrammingError: closed database
+        window.history.list()
