@@ -30,6 +30,7 @@ from almanac.core.documents import (
     read_document,
 )
 from almanac.core.embedding import Embedder
+from almanac.core.hashing import sha256_file
 from almanac.core.lexical import LEXICAL_VERSION
 from almanac.core.records import (
     Chunk,
@@ -97,14 +98,6 @@ class _Tally:
             elapsed=time.perf_counter() - self.started,
             current=current,
         )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def posix(path: Path) -> str:
@@ -332,7 +325,7 @@ class Ingestor:
                     st.st_size,
                     st.st_mtime,
                 )
-            sha = file_sha256(item.path)
+            sha = sha256_file(item.path)
         except OSError as exc:
             return failure(f"cannot read file: {exc.strerror or exc}")
         # A document made by an older reader or chunker is re-read (its vectors are reused by hash).

@@ -9,7 +9,6 @@ recommended model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from almanac.core.hashing import sha256_file
 from almanac.core.llm.base import ModelError
 from almanac.core.llm.gguf_file import GgufInfo, inspect_gguf
 
 _REPO = Path(__file__).resolve().parents[4]
 MODELS_ENV = "ALMANAC_MODELS_DIR"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_HASH_CHUNK = 4 * 1024 * 1024  # large reads: hashing a 5 GB file is disk-bound, not call-bound
 
 _FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -158,20 +157,6 @@ def find_entry(file_name: str, catalog: Sequence[CatalogEntry]) -> CatalogEntry 
         if entry.file_name.lower() == lowered:
             return entry
     return None
-
-
-def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None) -> str:
-    """Streamed SHA-256 in constant memory; ``progress(done, total)`` is called after each chunk."""
-    digest = hashlib.sha256()
-    total = path.stat().st_size
-    done = 0
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-    return digest.hexdigest()
 
 
 def add_model(
