@@ -139,6 +139,7 @@ def test_drop_copies_and_indexes_markdown_without_overwriting(qtbot, make_window
     doc = env.services.store.document((env.docs / "faq (2).md").as_posix())
     assert doc is not None and doc.chunk_count >= 1
     assert "documents" in window.library.totals.text()
+    assert str(env.docs) in window.library.folders.text()  # the watched folders are shown
 
 
 def test_drop_refuses_unsupported_types_and_indexes_in_place(qtbot, make_window, env) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -111,6 +112,10 @@ class LibraryView(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda index: self._open_row(index.row()))
 
+        self.folders = QLabel()
+        self.folders.setObjectName("libraryFolders")
+        self.folders.setTextFormat(Qt.TextFormat.PlainText)  # paths are shown, never interpreted
+        self.folders.setWordWrap(True)
         self.totals = QLabel()
         self.totals.setObjectName("libraryTotals")
         self.reindex_button = QPushButton("Re-index")
@@ -129,9 +134,14 @@ class LibraryView(QWidget):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.folders)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         self.set_documents([])
+
+    def set_folders(self, folders: Sequence[Path]) -> None:
+        shown = "; ".join(str(f) for f in folders) or "none (add one in Settings)"
+        self.folders.setText(f"Documents folders: {shown}")
 
     def set_documents(self, documents: Sequence[DocumentInfo]) -> None:
         self.model.set_documents(documents)

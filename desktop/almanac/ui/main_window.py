@@ -246,6 +246,7 @@ class MainWindow(QMainWindow):
         chat_layout.addLayout(input_row)
 
         self.library = LibraryView()
+        self.library.set_folders(self.kb_folders)
         self.library.refresh_requested.connect(self.refresh_library)
         self.library.reindex_requested.connect(lambda paths: self.reindex(paths))
         self.library.remove_requested.connect(lambda paths: self.remove_documents(paths))
@@ -913,6 +914,7 @@ class MainWindow(QMainWindow):
         self._update_banner()
         if new.documents_folders != old.documents_folders and new.documents_folders:
             self.kb_folders = folder_paths(new)
+            self.library.set_folders(self.kb_folders)
             self.index_folders()
         self.statusBar().showMessage("Settings saved", 3000)
 

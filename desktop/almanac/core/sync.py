@@ -1,0 +1,473 @@
+"""Live folder sync: keep the knowledge base equal to the watched folders while the app runs.
+
+Two threads per sync, with a strict division of labour:
+
+* the watchdog observer thread(s) only record *which paths* changed, in a map
+  {path: last event time} (one small entry per path however many events it gets), and wake
+* the sync thread, the single writer, which waits until a path has been quiet for
+  ``quiet_period`` seconds and then applies the *final state on disk* through the Ingestor.
+
+Deciding from the disk rather than from the event sequence is what makes editors' atomic saves
+(write a temp file, rename it over the original) one update with no delete in between, and what
+makes a storm of events cost one ingest per file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from almanac.core.discovery import is_ignored_name, walk
+from almanac.core.ingest import Ingestor, posix
+from almanac.core.records import IngestProgress, IngestReport
+from almanac.core.writer_lock import WriterBusyError, exclusive_writer
+
+# Events that say something about a path's content or existence. Opened/closed-without-write are
+# left out on purpose: the Ingestor reading a file produces them, which would loop forever.
+_RELEVANT = frozenset({"created", "modified", "deleted", "moved", "closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    watching: bool
+    pending: int  # paths waiting to settle or to be applied
+    indexing_done: int  # files done in the batch being applied
+    indexing_total: int
+    last_error: str
+    last_sync: float  # time.time() of the last applied batch; 0.0 before the first
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one applied batch changed (the start-up reconciliation is a batch too)."""
+
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    failed: int
+    chunks_embedded: int
+    chunks_written: int
+    seconds: float
+    reconcile: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.failed)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStats:
+    """Running totals since start(): what tests and the UI read to prove nothing ran twice."""
+
+    batches: int = 0
+    ingest_calls: int = 0
+    files_submitted: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    chunks_written: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    when: float  # monotonic time of the last event (or of a retry's not-before time)
+    tree: bool  # a folder appeared here: index everything under it
+
+
+class _Recorder(FileSystemEventHandler):
+    """Runs on the observer thread: record paths and wake the sync thread, nothing else."""
+
+    def __init__(self, sync: FolderSync, root: Path) -> None:
+        self._sync = sync
+        self._root = root
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _RELEVANT:
+            return
+        # A folder's "modified" only means a child changed; the child has its own event.
+        if event.is_directory and event.event_type in ("modified", "closed"):
+            return
+        paths: list[tuple[str, bool]] = []
+        src = os.fsdecode(event.src_path)
+        if event.event_type == "moved":
+            dest = os.fsdecode(event.dest_path)
+            paths.append((src, False))
+            paths.append((dest, event.is_directory))
+        else:
+            paths.append((src, event.is_directory and event.event_type == "created"))
+        self._sync._record(self._root, paths, moved=event.event_type == "moved")
+
+
+class FolderSync:
+    """Watch folders recursively and keep the knowledge base equal to them.
+
+    ``start()`` reconciles first (one ``ingest(folders, prune=True)`` on the sync thread, so it
+    finds what changed while the app was closed) and then follows live events. Per-file errors
+    land in the store as document status and never stop the sync thread.
+    """
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        folders: Sequence[Path],
+        *,
+        polling: bool = False,
+        polling_interval: float = 1.0,
+        quiet_period: float = 0.3,
+        max_batch: int = 1000,
+        on_state: Callable[[SyncState], None] | None = None,
+        on_batch: Callable[[BatchResult], None] | None = None,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> None:
+        if not folders:
+            raise ValueError("no folder to watch")
+        self.ingestor = ingestor
+        self.folders = [Path(os.path.abspath(f)) for f in folders]
+        self.polling = polling
+        self.polling_interval = polling_interval
+        self.quiet_period = quiet_period
+        self.max_batch = max_batch
+        self._on_state = on_state
+        self._on_batch = on_batch
+        self._on_progress = on_progress
+        self._kb_prefix = posix(ingestor.store.kb_dir).rstrip("/") + "/"
+
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Pending] = {}
+        self._partner: dict[str, str] = {}  # both ends of a move, applied in the same batch
+        self._stop = threading.Event()
+        self._busy = False
+        self._reconciled = threading.Event()
+        self._observers: list[BaseObserver] = []
+        self._thread: threading.Thread | None = None
+
+        self._stats = SyncStats()
+        self._last_error = ""
+        self._last_sync = 0.0
+        self._done = 0
+        self._total = 0
+        self._last_state: SyncState | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for folder in self.folders:
+            if not folder.is_dir():
+                raise FileNotFoundError(f"no such folder: {folder}")
+        # Observers first: an edit made during the reconciliation is then recorded, not lost.
+        for folder in self.folders:
+            observer: BaseObserver = (
+                PollingObserver(timeout=self.polling_interval) if self.polling else Observer()
+            )
+            observer.schedule(_Recorder(self, folder), str(folder), recursive=True)
+            observer.daemon = True
+            observer.start()
+            self._observers.append(observer)
+        self._thread = threading.Thread(target=self._run, name="almanac-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop watching, let the batch in progress finish, join. Unapplied paths are left to
+        the next start-up reconciliation, which finds them from the disk."""
+        self._stop.set()
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join(timeout)
+        self._observers.clear()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._emit_state(force=True)
+
+    def __enter__(self) -> FolderSync:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- observation --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> SyncStats:
+        return self._stats
+
+    @property
+    def state(self) -> SyncState:
+        with self._cond:
+            pending = len(self._pending)
+        return SyncState(
+            watching=bool(self._observers) and not self._stop.is_set(),
+            pending=pending,
+            indexing_done=self._done,
+            indexing_total=self._total,
+            last_error=self._last_error,
+            last_sync=self._last_sync,
+        )
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once reconciled with nothing pending and no batch running (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (self._reconciled.is_set() and not self._pending and not self._busy):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    # -- the observer side (cheap, never blocks on indexing) -----------------------------------
+
+    def _record(self, root: Path, paths: Iterable[tuple[str, bool]], *, moved: bool) -> None:
+        now = time.monotonic()
+        kept: list[str] = []
+        with self._cond:
+            for raw, tree in paths:
+                path = posix(Path(raw))
+                if not self._watchable(root, path):
+                    continue
+                entry = self._pending.get(path)
+                if entry is None:
+                    self._pending[path] = _Pending(now, tree)
+                else:
+                    entry.when = now
+                    entry.tree = entry.tree or tree
+                kept.append(path)
+            if moved and len(kept) == 2:
+                self._partner[kept[0]] = kept[1]
+                self._partner[kept[1]] = kept[0]
+            self._cond.notify_all()
+
+    def _watchable(self, root: Path, path: str) -> bool:
+        if path.startswith(self._kb_prefix):
+            return False  # a knowledge base inside a watched folder must not index itself
+        rel = os.path.relpath(path, posix(root))
+        if rel == "." or rel.startswith(".."):
+            return False
+        # Hidden folders too, like discovery.walk: a file under .git/ is never indexed.
+        return not any(is_ignored_name(part) for part in rel.split(os.sep))
+
+    # -- the sync thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._reconcile()
+        finally:
+            with self._cond:
+                self._reconciled.set()
+                self._cond.notify_all()
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if batch:
+                self._apply(batch)
+
+    def _reconcile(self) -> None:
+        start = time.perf_counter()
+        self._set_busy(True)
+        try:
+            report = self.ingestor.ingest(self.folders, prune=True, progress=self._progress)
+        except WriterBusyError as exc:
+            # Another process is writing; live events still flow, and the next start retries.
+            self._last_error = str(exc)
+        except Exception as exc:  # the thread must survive anything
+            self._last_error = f"reconciliation failed: {type(exc).__name__}: {exc}"
+        else:
+            self._account(report, 0, start, reconcile=True, calls=1, files=report.unchanged)
+        finally:
+            self._set_busy(False)
+
+    def _next_batch(self) -> dict[str, _Pending]:
+        """Block until some paths have settled (or stop); take up to ``max_batch`` of them."""
+        with self._cond:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                settled: list[str] = []
+                soonest = float("inf")
+                for path, entry in self._pending.items():
+                    due = entry.when + self.quiet_period
+                    if due <= now:
+                        settled.append(path)
+                        if len(settled) >= self.max_batch:
+                            break
+                    else:
+                        soonest = min(soonest, due)
+                if settled:
+                    batch: dict[str, _Pending] = {}
+                    for path in settled:
+                        batch[path] = self._pending.pop(path)
+                        # A move's other end goes in the same batch even if not yet settled, so
+                        # the new path is ingested (vectors reused) before the old one is removed.
+                        other = self._partner.pop(path, None)
+                        if other is not None:
+                            self._partner.pop(other, None)
+                            if other in self._pending:
+                                batch[other] = self._pending.pop(other)
+                    self._busy = True
+                    return batch
+                self._emit_state_locked()
+                self._cond.wait(None if soonest == float("inf") else soonest - now)
+            return {}
+
+    def _apply(self, batch: dict[str, _Pending]) -> None:
+        start = time.perf_counter()
+        files: list[Path] = []
+        vanished: list[str] = []
+        for path, entry in batch.items():
+            p = Path(path)
+            if p.is_dir():
+                if entry.tree:
+                    # A folder moved or copied in: its files may have produced no events of
+                    # their own (inotify watches a new folder only once it exists).
+                    files.extend(f.path for f in walk(p) if not f.error)
+            elif p.exists() or p.is_symlink():
+                files.append(p)
+            else:
+                vanished.append(path)
+        report: IngestReport | None = None
+        removed = 0
+        try:
+            if files:
+                # New and changed paths first: a renamed file's vectors are still in the store
+                # under its old path, so the ingest reuses them (no re-embedding) ...
+                report = self.ingestor.ingest(_unique(files), prune=False, progress=self._progress)
+            if vanished:
+                # ... and only then is the old path removed.
+                removed = self._remove(vanished)
+        except (WriterBusyError, FileNotFoundError) as exc:
+            # Busy: another process holds the writer lock. Not found: a file vanished between
+            # the look at the disk and the ingest. Both settle by looking again a bit later.
+            self._last_error = str(exc)
+            self._requeue(batch, delay=1.0 if isinstance(exc, WriterBusyError) else 0.0)
+            self._set_busy(False)
+            return
+        except Exception as exc:  # never let one bad batch end live sync
+            self._last_error = f"sync failed: {type(exc).__name__}: {exc}"
+            self._set_busy(False)
+            return
+        if report is None:
+            report = IngestReport()
+        self._account(report, removed, start, calls=1 if files else 0, files=len(files))
+        self._set_busy(False)
+
+    def _remove(self, vanished: Sequence[str]) -> int:
+        """Forget every document at or under the vanished paths (a deleted folder included)."""
+        store = self.ingestor.store
+        with exclusive_writer(store.kb_dir) as crashed:
+            if crashed:
+                store.sweep_orphans()
+            docs = store.documents()  # read once, not once per path: a folder may hold 10,000
+            prefixes = tuple(v.rstrip("/") + "/" for v in vanished)
+            gone = set(vanished)
+            doomed = sorted(p for p in docs if p in gone or p.startswith(prefixes))
+            # Re-check the disk under the lock: a path that came back since is not a delete.
+            doomed = [p for p in doomed if not os.path.exists(p)]
+            return store.remove_documents(doomed)
+
+    def _requeue(self, batch: dict[str, _Pending], delay: float) -> None:
+        when = time.monotonic() + delay
+        with self._cond:
+            for path, entry in batch.items():
+                current = self._pending.get(path)
+                if current is None:
+                    self._pending[path] = _Pending(when, entry.tree)
+                else:
+                    current.tree = current.tree or entry.tree
+            self._cond.notify_all()
+
+    def _account(
+        self,
+        report: IngestReport,
+        removed: int,
+        start: float,
+        *,
+        reconcile: bool = False,
+        calls: int,
+        files: int,
+    ) -> None:
+        s = self._stats
+        removed_total = removed + report.removed
+        self._stats = SyncStats(
+            batches=s.batches + 1,
+            ingest_calls=s.ingest_calls + calls,
+            files_submitted=s.files_submitted + (0 if reconcile else files),
+            added=s.added + report.added,
+            updated=s.updated + report.updated,
+            unchanged=s.unchanged + report.unchanged,
+            removed=s.removed + removed_total,
+            failed=s.failed + len(report.failed),
+            chunks_embedded=s.chunks_embedded + report.chunks_embedded,
+            chunks_written=s.chunks_written + report.chunks_written,
+        )
+        self._last_sync = time.time()
+        result = BatchResult(
+            added=report.added,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            removed=removed_total,
+            failed=len(report.failed),
+            chunks_embedded=report.chunks_embedded,
+            chunks_written=report.chunks_written,
+            seconds=time.perf_counter() - start,
+            reconcile=reconcile,
+        )
+        if self._on_batch is not None:
+            try:
+                self._on_batch(result)
+            except Exception as exc:  # a UI callback bug must not end sync
+                self._last_error = f"batch callback failed: {exc}"
+
+    def _progress(self, p: IngestProgress) -> None:
+        self._done, self._total = p.files_done, p.files_total
+        if self._on_progress is not None:
+            self._on_progress(p)
+        self._emit_state()
+
+    def _set_busy(self, busy: bool) -> None:
+        with self._cond:
+            self._busy = busy
+            if not busy:
+                self._done = self._total = 0
+            self._cond.notify_all()
+        self._emit_state()
+
+    def _emit_state(self, force: bool = False) -> None:
+        with self._cond:
+            self._emit_state_locked(force)
+
+    def _emit_state_locked(self, force: bool = False) -> None:
+        if self._on_state is None:
+            return
+        state = SyncState(
+            watching=bool(self._observers) and not self._stop.is_set(),
+            pending=len(self._pending),
+            indexing_done=self._done,
+            indexing_total=self._total,
+            last_error=self._last_error,
+            last_sync=self._last_sync,
+        )
+        if force or state != self._last_state:
+            self._last_state = state
+            try:
+                self._on_state(state)
+            except Exception as exc:
+                self._last_error = f"state callback failed: {exc}"
+
+
+def _unique(paths: Iterable[Path]) -> list[Path]:
+    return list(dict.fromkeys(paths))
