@@ -148,6 +148,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--kb", type=Path, help=kb_help)
     p.set_defaults(handler=_cmd_remove)
+
+    p = sub.add_parser("watch", help="keep the index in sync with folders while running")
+    p.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    p.add_argument("--kb", type=Path, help=kb_help)
+    p.add_argument(
+        "--polling", action="store_true", help="poll instead of OS events (network drives)"
+    )
+    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
+    p.set_defaults(handler=_cmd_watch)
     return parser
 
 
@@ -541,6 +551,54 @@ def _cmd_remove(args: argparse.Namespace) -> int:
             "nothing to remove: no indexed document under " + ", ".join(map(str, args.paths))
         )
     print(f"removed {removed} document{'s' if removed != 1 else ''}")
+    return EXIT_OK
+
+
+# -- watch --------------------------------------------------------------------------------------
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from almanac.app import build_services
+    from almanac.core.sync import BatchResult, FolderSync
+
+    for folder in args.folders:
+        if not folder.is_dir():
+            raise CliError(f"no such folder: {folder}")
+    services = build_services(_kb(args), embedding_model=_embedding_model(args))
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()  # the main thread shuts down in order; a handler must not do the work
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_batch(b: BatchResult) -> None:
+        if not b.changed and not b.reconcile:
+            return  # touched or saved unchanged: nothing to say
+        label = "reconciled" if b.reconcile else "synced"
+        print(
+            f"{label}: added {b.added}, updated {b.updated}, removed {b.removed}, "
+            f"failed {b.failed}; {b.chunks_embedded} chunks embedded in {b.seconds:.2f} s",
+            flush=True,
+        )
+
+    sync = FolderSync(services.ingestor, args.folders, polling=args.polling, on_batch=on_batch)
+    try:
+        sync.start()
+        if not args.quiet:
+            names = ", ".join(str(f) for f in args.folders)
+            print(f"watching {names} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sync.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not args.quiet:
+        print("stopped", file=sys.stderr, flush=True)
     return EXIT_OK
 
 

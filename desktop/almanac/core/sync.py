@@ -150,6 +150,7 @@ class FolderSync:
         self._partner: dict[str, str] = {}  # both ends of a move, applied in the same batch
         self._stop = threading.Event()
         self._busy = False
+        self._wakes = 0  # bumped when the sync thread must re-check: see _record
         self._reconciled = threading.Event()
         self._observers: list[BaseObserver] = []
         self._thread: threading.Thread | None = None
@@ -189,7 +190,7 @@ class FolderSync:
             observer.join(timeout)
         self._observers.clear()
         with self._cond:
-            self._cond.notify_all()
+            self._wake()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -238,6 +239,7 @@ class FolderSync:
         now = time.monotonic()
         kept: list[str] = []
         with self._cond:
+            was_empty = not self._pending
             for raw, tree in paths:
                 path = posix(Path(raw))
                 if not self._watchable(root, path):
@@ -252,7 +254,10 @@ class FolderSync:
             if moved and len(kept) == 2:
                 self._partner[kept[0]] = kept[1]
                 self._partner[kept[1]] = kept[0]
-            self._cond.notify_all()
+            # Only a first pending path can bring the next due time forward: a later event is
+            # always due after the ones already waiting, so a storm of events costs no wake-ups.
+            if was_empty and self._pending:
+                self._wake()
 
     def _watchable(self, root: Path, path: str) -> bool:
         if path.startswith(self._kb_prefix):
@@ -273,9 +278,14 @@ class FolderSync:
                 self._reconciled.set()
                 self._cond.notify_all()
         while not self._stop.is_set():
-            batch = self._next_batch()
-            if batch:
-                self._apply(batch)
+            try:
+                batch = self._next_batch()
+                if batch:
+                    self._apply(batch)
+            except Exception as exc:  # a bug here must not silently end live sync
+                self._last_error = f"sync failed: {type(exc).__name__}: {exc}"
+                self._set_busy(False)
+                time.sleep(0.5)
 
     def _reconcile(self) -> None:
         start = time.perf_counter()
@@ -294,35 +304,47 @@ class FolderSync:
 
     def _next_batch(self) -> dict[str, _Pending]:
         """Block until some paths have settled (or stop); take up to ``max_batch`` of them."""
-        with self._cond:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                settled: list[str] = []
-                soonest = float("inf")
-                for path, entry in self._pending.items():
-                    due = entry.when + self.quiet_period
-                    if due <= now:
-                        settled.append(path)
-                        if len(settled) >= self.max_batch:
-                            break
-                    else:
-                        soonest = min(soonest, due)
-                if settled:
-                    batch: dict[str, _Pending] = {}
-                    for path in settled:
-                        batch[path] = self._pending.pop(path)
-                        # A move's other end goes in the same batch even if not yet settled, so
-                        # the new path is ingested (vectors reused) before the old one is removed.
-                        other = self._partner.pop(path, None)
-                        if other is not None:
-                            self._partner.pop(other, None)
-                            if other in self._pending:
-                                batch[other] = self._pending.pop(other)
+        while not self._stop.is_set():
+            with self._cond:
+                batch, soonest = self._take_settled()
+                if batch:
                     self._busy = True
                     return batch
-                self._emit_state_locked()
-                self._cond.wait(None if soonest == float("inf") else soonest - now)
-            return {}
+                wakes = self._wakes
+            # Reported outside the lock: a slow callback must never hold up the observer thread.
+            self._emit_state()
+            with self._cond:
+                if self._wakes == wakes and not self._stop.is_set():
+                    timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
+                    self._cond.wait(timeout)
+        return {}
+
+    def _take_settled(self) -> tuple[dict[str, _Pending], float | None]:
+        """The settled paths (caller holds the lock), else when the next one will settle."""
+        now = time.monotonic()
+        settled: list[str] = []
+        soonest: float | None = None
+        for path, entry in self._pending.items():
+            due = entry.when + self.quiet_period
+            if due <= now:
+                settled.append(path)
+                if len(settled) >= self.max_batch:
+                    break
+            elif soonest is None or due < soonest:
+                soonest = due
+        batch: dict[str, _Pending] = {}
+        for path in settled:
+            if path in batch:
+                continue  # already taken as the other end of a move
+            batch[path] = self._pending.pop(path)
+            # A move's other end goes in the same batch even if not yet settled, so the new
+            # path is ingested (vectors reused) before the old one is removed.
+            other = self._partner.pop(path, None)
+            if other is not None:
+                self._partner.pop(other, None)
+                if other in self._pending:
+                    batch[other] = self._pending.pop(other)
+        return batch, soonest
 
     def _apply(self, batch: dict[str, _Pending]) -> None:
         start = time.perf_counter()
@@ -388,7 +410,7 @@ class FolderSync:
                     self._pending[path] = _Pending(when, entry.tree)
                 else:
                     current.tree = current.tree or entry.tree
-            self._cond.notify_all()
+            self._wake()
 
     def _account(
         self,
@@ -446,26 +468,20 @@ class FolderSync:
             self._cond.notify_all()
         self._emit_state()
 
-    def _emit_state(self, force: bool = False) -> None:
-        with self._cond:
-            self._emit_state_locked(force)
+    def _wake(self) -> None:
+        """Wake the sync thread (caller holds the lock)."""
+        self._wakes += 1
+        self._cond.notify_all()
 
-    def _emit_state_locked(self, force: bool = False) -> None:
+    def _emit_state(self, force: bool = False) -> None:
         if self._on_state is None:
             return
-        state = SyncState(
-            watching=bool(self._observers) and not self._stop.is_set(),
-            pending=len(self._pending),
-            indexing_done=self._done,
-            indexing_total=self._total,
-            last_error=self._last_error,
-            last_sync=self._last_sync,
-        )
+        state = self.state
         if force or state != self._last_state:
             self._last_state = state
             try:
                 self._on_state(state)
-            except Exception as exc:
+            except Exception as exc:  # a UI callback bug must not end sync
                 self._last_error = f"state callback failed: {exc}"
 
 
