@@ -416,3 +416,21 @@ def test_closing_during_generation_shuts_down_cleanly(qtbot, make_window, tiny_g
     assert runner.active_count() == 0
     with pytest.raises(Exception):  # noqa: B017 - sqlite3.ProgrammingError: closed database
         window.history.list()
+
+
+def test_live_sync_follows_the_folder_and_shows_its_state(qtbot, make_window, env) -> None:
+    window = make_window()
+    window.start_sync()
+    qtbot.waitUntil(
+        lambda: window.sync_status.text().startswith("Watching 1 folder"), timeout=20000
+    )
+    # Written straight into the folder (an editor, a file manager): no drop, no button.
+    (env.docs / "kettles.md").write_text("# Kettles\n\nThe kettle descaler takes 12 minutes.\n")
+    qtbot.waitUntil(lambda: "kettles.md" in _indexed(window), timeout=30000)
+    hits = env.services.searcher.search("kettle descaler", 3).hits
+    assert hits and hits[0].path.endswith("kettles.md")
+    (env.docs / "kettles.md").unlink()
+    qtbot.waitUntil(lambda: "kettles.md" not in _indexed(window), timeout=30000)
+    assert "error" not in window.sync_status.text()
+    window.close()
+    assert not window.sync.running

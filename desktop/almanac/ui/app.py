@@ -78,7 +78,9 @@ def run(argv: list[str] | None = None) -> int:
         first_start=first_start,
     )
     window.show()
-    window.index_folders()  # in the background: the window is usable at once
+    # Reconciles the folders with the index, then follows every change live, on its own thread:
+    # the window is usable at once.
+    window.start_sync()
     try:
         return int(app.exec())
     finally:

@@ -62,10 +62,12 @@ from almanac.core.records import (
     IngestReport,
 )
 from almanac.core.settings import Settings, SettingsError, SettingsStore
+from almanac.core.sync import SyncState
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.library_view import LibraryView
 from almanac.ui.settings_dialog import SettingsDialog, apply_theme, folder_paths
 from almanac.ui.source_viewer import SourceViewer, is_inside
+from almanac.ui.sync_bridge import SyncBridge, describe_state
 from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandle, TaskRunner
 
 _MODEL_FIELDS = ("model_path", "gpu_layers", "threads", "context_size")
@@ -272,7 +274,13 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
 
         self.model_status = QLabel()
+        self.sync_status = QLabel()
+        self.sync_status.setObjectName("syncStatus")
+        self.statusBar().addPermanentWidget(self.sync_status)
         self.statusBar().addPermanentWidget(self.model_status)
+        self.sync = SyncBridge(self)
+        self.sync.state.connect(self._on_sync_state)
+        self.sync.batch.connect(lambda _result: self.refresh_library())
 
         self._build_menu()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_generation)
@@ -915,7 +923,10 @@ class MainWindow(QMainWindow):
         if new.documents_folders != old.documents_folders and new.documents_folders:
             self.kb_folders = folder_paths(new)
             self.library.set_folders(self.kb_folders)
-            self.index_folders()
+            if self.sync.running:
+                self.start_sync()  # new folders: watch them (and reconcile them) instead
+            else:
+                self.index_folders()
         self.statusBar().showMessage("Settings saved", 3000)
 
     def _apply_retrieval_settings(self) -> None:
@@ -951,11 +962,21 @@ class MainWindow(QMainWindow):
 
     # == shutdown ==============================================================================
 
+    def start_sync(self) -> None:
+        """Follow the documents folders live (watchdog); reconciles with the disk first."""
+        self.sync.start(self.services.ingestor, self.kb_folders)
+        if not self.sync.running:
+            self.sync_status.setText("Not watching (no documents folder)")
+
+    def _on_sync_state(self, state: SyncState) -> None:
+        self.sync_status.setText(describe_state(state, len(self.kb_folders)))
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._closed:
             event.accept()
             return
         self._closed = True
+        self.sync.stop()  # first: no new batches start while the rest shuts down
         self._search_timer.stop()
         self.transcript.stop_rendering()
         self.model_worker.stop()
