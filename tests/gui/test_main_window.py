@@ -418,8 +418,9 @@ def test_closing_during_generation_shuts_down_cleanly(qtbot, make_window, tiny_g
         window.history.list()
 
 
-def test_live_sync_follows_the_folder_and_shows_its_state(qtbot, make_window, env) -> None:
-    window = make_window()
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_live_sync_follows_the_folder_and_shows_its_state(qtbot, make_window, env, polling) -> None:
+    window = make_window(poll_folders=polling)
     window.start_sync()
     qtbot.waitUntil(
         lambda: window.sync_status.text().startswith("Watching 1 folder"), timeout=20000

@@ -313,3 +313,10 @@ def test_saved_file_is_not_a_pickle(tmp_path: Path) -> None:
     raw = store.path.read_bytes()
     assert raw.startswith(b"{")
     assert os.path.getsize(store.path) == len(raw)
+
+
+def test_poll_folders_round_trip_and_validation(tmp_path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    store.save(Settings(poll_folders=True))
+    assert store.load().poll_folders is True
+    assert validate_settings(Settings(poll_folders="yes")) == ["Poll folders must be true or false"]  # type: ignore[arg-type]

@@ -48,6 +48,8 @@ class Settings:
     relevance_floor: float = 0.25
     documents_folders: tuple[str, ...] = ()
     copy_dropped_files: bool = True  # drops are copied into the first documents folder
+    # Network drives (SMB, NFS) don't deliver inotify events: check the folders by polling instead.
+    poll_folders: bool = False
     system_prompt: str | None = None  # None: resources/prompts/system.txt
     theme: str = "system"  # "system" | "light" | "dark"
     max_tokens: int = 512
@@ -139,6 +141,10 @@ def _check_copy_dropped_files(v: Any) -> list[str]:
     return [] if isinstance(v, bool) else ["Copy dropped files must be true or false"]
 
 
+def _check_poll_folders(v: Any) -> list[str]:
+    return [] if isinstance(v, bool) else ["Poll folders must be true or false"]
+
+
 def _check_system_prompt(v: Any) -> list[str]:
     # An empty prompt would silently drop the citing/refusing instructions; unset means "default".
     if v is None or (isinstance(v, str) and v.strip()):
@@ -169,6 +175,7 @@ _CHECKS: dict[str, Callable[[Any], list[str]]] = {
     "relevance_floor": _check_relevance_floor,
     "documents_folders": _check_documents_folders,
     "copy_dropped_files": _check_copy_dropped_files,
+    "poll_folders": _check_poll_folders,
     "system_prompt": _check_system_prompt,
     "theme": _check_theme,
     "max_tokens": _check_max_tokens,

@@ -920,6 +920,8 @@ class MainWindow(QMainWindow):
             self._model_failed = False
             self.load_model()
         self._update_banner()
+        if self.sync.running and new.poll_folders != old.poll_folders:
+            self.start_sync()
         if new.documents_folders != old.documents_folders and new.documents_folders:
             self.kb_folders = folder_paths(new)
             self.library.set_folders(self.kb_folders)
@@ -964,7 +966,7 @@ class MainWindow(QMainWindow):
 
     def start_sync(self) -> None:
         """Follow the documents folders live (watchdog); reconciles with the disk first."""
-        self.sync.start(self.services.ingestor, self.kb_folders)
+        self.sync.start(self.services.ingestor, self.kb_folders, polling=self.settings.poll_folders)
         if not self.sync.running:
             self.sync_status.setText("Not watching (no documents folder)")
 

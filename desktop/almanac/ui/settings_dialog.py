@@ -125,6 +125,9 @@ class SettingsDialog(QDialog):
         self.copy_dropped_files = QCheckBox("Copy dropped files into the first documents folder")
         self.copy_dropped_files.setChecked(settings.copy_dropped_files)
         form.addRow("", self.copy_dropped_files)
+        self.poll_folders = QCheckBox("Check folders by polling (network drives)")
+        self.poll_folders.setChecked(settings.poll_folders)
+        form.addRow("", self.poll_folders)
 
         self.system_prompt = QPlainTextEdit(store.effective_system_prompt(settings))
         self.system_prompt.setMinimumHeight(110)
@@ -178,6 +181,7 @@ class SettingsDialog(QDialog):
             relevance_floor=round(self.relevance_floor.value(), 2),
             documents_folders=folders,
             copy_dropped_files=self.copy_dropped_files.isChecked(),
+            poll_folders=self.poll_folders.isChecked(),
             # The default text stays "unset" so that a new version's default prompt applies.
             system_prompt=None if prompt == default_system_prompt() else (prompt or ""),
             theme=self.theme.currentText(),

@@ -27,7 +27,7 @@ class SyncBridge(QObject):
     def running(self) -> bool:
         return self._sync is not None
 
-    def start(self, ingestor: Ingestor, folders: Sequence[Path]) -> None:
+    def start(self, ingestor: Ingestor, folders: Sequence[Path], *, polling: bool = False) -> None:
         """(Re)start watching; the sync thread reconciles with the disk first."""
         self.stop()
         existing = [f for f in folders if f.is_dir()]
@@ -36,6 +36,7 @@ class SyncBridge(QObject):
         sync = FolderSync(
             ingestor,
             existing,
+            polling=polling,
             on_state=self._emit_state,
             on_batch=self._emit_batch,
         )
