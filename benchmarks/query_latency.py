@@ -214,7 +214,7 @@ def bench_size(
     # Full hybrid search, with a per-component split from timing wrappers.
     with (
         instrument(embedder, "embed") as e_t,
-        instrument(store, "vector_search", "text_search", "vectors_for_ids") as s_t,
+        instrument(store, "vector_search", "text_search") as s_t,
         measure("search") as ph,
     ):
         samples = time_calls(lambda q: searcher.search(q, k=args.k, floor=-1.0), queries)
@@ -228,8 +228,6 @@ def bench_size(
         "  vector_search": s_t["vector_search"].samples,
         "  text_search": s_t["text_search"].samples,
     }
-    if s_t["vectors_for_ids"].calls:  # older cores looked text-only hits' vectors up afterwards
-        split["  vectors_for_ids (fill cosine)"] = s_t["vectors_for_ids"].samples
     for name, vals in split.items():
         results[name] = {**latency_summary(vals), "load": ph.load, "cpu_per_wall": float("nan")}
     # Whatever isn't embedding or vector search: fusion, Python, and waiting for the text search

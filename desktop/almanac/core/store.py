@@ -279,15 +279,6 @@ class Store:
             doomed.update(self.documents_under(key))
         return self.remove_documents(sorted(doomed))
 
-    def rename_document(self, old: str, new_info: DocumentInfo) -> None:
-        """Move a document's rows to a new path without re-embedding anything."""
-        with self._write_lock:
-            self._chunks.update(
-                where=f"doc_path = {sql_str(old)}", values={"doc_path": new_info.path}
-            )
-            self._documents.delete(f"path = {sql_str(old)}")
-            self._upsert_documents([new_info])
-
     def sweep_orphans(self) -> int:
         """Delete chunks whose document row is gone (a crash between the two commits)."""
         known = set(self.documents())
@@ -331,13 +322,6 @@ class Store:
                 self._fts_ready = True
             else:
                 self._chunks.optimize()
-
-    def compact(self) -> None:
-        with self._write_lock:
-            self._chunks.optimize(cleanup_older_than=datetime.timedelta(0))
-            self._documents.optimize(cleanup_older_than=datetime.timedelta(0))
-
-    # -- reads --------------------------------------------------------------------------------
 
     def vector_search(
         self, vector: np.ndarray, k: int, filters: SearchFilters | None = None
