@@ -158,6 +158,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
     p.set_defaults(handler=_cmd_watch)
+
+    p = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
+    p.add_argument("--beir", type=Path, metavar="DIR", help="a BEIR dataset folder")
+    p.add_argument(
+        "--split", choices=("train", "test"), default="train", help="BEIR qrels split (train)"
+    )
+    p.add_argument("--squad", type=Path, metavar="FILE", help="a SQuAD v1.1 JSON file")
+    p.add_argument("--folder", type=Path, metavar="DIR", help="a folder of documents (with --csv)")
+    p.add_argument("--csv", type=Path, metavar="FILE", help='questions with "Source Docs" labels')
+    p.add_argument(
+        "--kb", type=Path, help="knowledge base to build or reuse (default: a temporary one)"
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N queries")
+    p.add_argument("--chunks", type=int, default=100, help="chunks retrieved per query (100)")
+    p.add_argument("--floor", type=float, help="relevance floor for the null-retrieval rate")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--report", type=Path, metavar="FILE.md", help="also write a Markdown report")
+    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.set_defaults(handler=_cmd_eval)
     return parser
 
 
@@ -599,6 +618,130 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     if not args.quiet:
         print("stopped", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
+# -- eval ---------------------------------------------------------------------------------------
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from almanac.app import build_services
+    from almanac.core import eval as ev
+    from almanac.core.store import read_meta
+
+    def usage(message: str) -> int:
+        print(f"almanac eval: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    chosen = [flag for flag in ("beir", "squad", "folder") if getattr(args, flag) is not None]
+    if len(chosen) != 1:
+        return usage(
+            "give exactly one dataset: --beir DIR, --squad FILE or --folder DIR --csv FILE"
+        )
+    if (args.folder is None) != (args.csv is None):
+        return usage("--folder and --csv go together")
+    if args.limit is not None and args.limit < 1:
+        return usage("--limit must be at least 1")
+    if args.chunks < 1:
+        return usage("--chunks must be at least 1")
+    if args.floor is not None and not -1.0 <= args.floor <= 1.0:
+        return usage("--floor is a cosine similarity between -1 and 1")
+    if args.beir is not None and args.split == "test":
+        print(
+            "almanac eval: warning: report the test split once, untuned (tune on train)",
+            file=sys.stderr,
+        )
+
+    if args.beir is not None:
+        evalset = ev.load_beir(args.beir, args.split, limit_queries=args.limit)
+    elif args.squad is not None:
+        evalset = ev.load_squad(args.squad, limit_queries=args.limit)
+    else:
+        evalset = ev.load_folder_csv(args.folder, args.csv, limit_queries=args.limit)
+    if not evalset.queries:
+        raise CliError(f"no labelled queries in {evalset.name}")
+    if evalset.skipped_queries:
+        print(
+            f"almanac eval: {evalset.skipped_queries} question(s) skipped: "
+            "no file matched their source documents",
+            file=sys.stderr,
+        )
+
+    temp: str | None = None
+    if args.kb is None:
+        temp = tempfile.mkdtemp(prefix="almanac-eval-")
+        kb = Path(temp) / "kb"
+        docs_dir = Path(temp) / "docs"
+    else:
+        kb = args.kb
+        docs_dir = kb.parent / f"{kb.name}-docs"
+    try:
+        doc_of_path = ev.materialize(evalset, docs_dir)
+        services = build_services(kb, embedding_model=_embedding_model(args))
+        try:
+            indexed = False
+            try:
+                read_meta(kb)
+                indexed = services.store.count_chunks() > 0
+            except Exception:
+                indexed = False
+            if indexed:
+                print(f"reusing the index in {kb}", file=sys.stderr)
+            else:
+                source = evalset.folder if evalset.folder is not None else docs_dir
+                print(f"indexing {len(doc_of_path)} documents from {source}", file=sys.stderr)
+                printer = _ProgressPrinter(sys.stderr, enabled=True)
+                ingest = services.ingestor.ingest([source], progress=printer)
+                printer.finish()
+                if ingest.failed:
+                    print(f"almanac eval: {len(ingest.failed)} file(s) failed", file=sys.stderr)
+            tty = sys.stderr.isatty()
+            last = [0.0]
+
+            def progress(done: int, total: int) -> None:
+                now = time.monotonic()
+                if not tty and now - last[0] < 2.0 and done < total:
+                    return
+                last[0] = now
+                line = f"queries {done}/{total}"
+                sys.stderr.write(("\r\x1b[K" + line) if tty else line + "\n")
+                if tty and done == total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+            report = ev.evaluate(
+                services.searcher,
+                evalset.queries,
+                doc_of_path,
+                chunks=args.chunks,
+                floor=args.floor,
+                progress=progress,
+                dataset=evalset.name,
+            )
+        finally:
+            services.searcher.close()
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+    if args.report is not None:
+        args.report.write_text(report.to_markdown(), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    print(
+        f"{report.dataset}: {report.queries} queries, top {report.chunks} chunks, "
+        f"floor {report.floor:.2f}"
+    )
+    rows = report.table_rows()
+    width = max(len(name) for name, _ in rows)
+    print(f"{'metric'.ljust(width)}  {'value':>8}")
+    print(f"{'-' * width}  {'-' * 8}")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value:>8}")
     return EXIT_OK
 
 
