@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 failure (one-line message on stderr), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -458,7 +459,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     if args.file is None:
         if args.json:
-            print(json.dumps([vars_of(e) for e in catalog], ensure_ascii=False))
+            print(json.dumps([dataclasses.asdict(e) for e in catalog], ensure_ascii=False))
             return EXIT_OK
         print("Recommended models (download them yourself, then: almanac model FILE.gguf):")
         for e in catalog:
@@ -499,13 +500,6 @@ def _cmd_model(args: argparse.Namespace) -> int:
     )
     print(f"  sha256 {added.sha256}: {status}")
     return EXIT_OK
-
-
-def vars_of(entry: object) -> dict[str, object]:
-    from dataclasses import asdict, is_dataclass
-
-    assert is_dataclass(entry) and not isinstance(entry, type)
-    return asdict(entry)
 
 
 # -- status / remove ----------------------------------------------------------------------------

@@ -123,8 +123,8 @@ class AnswerService:
     ) -> Answer:
         assert self.engine is not None
         sources = [self._source(i, hit) for i, hit in enumerate(result.hits, 1)]
-        messages = self._fit(sources, list(history), question)
-        used = {int(m) for m in re.findall(r"^\[(\d+)\] ", messages[0].content, re.M)}
+        messages, shown = self._fit(sources, list(history), question)
+        used = {s.number for s in shown}
         text, first_token, tokens, stopped = self._stream(messages, on_token, stop, started)
         citations_all = {i: _citation(i, hit) for i, hit in enumerate(result.hits, 1) if i in used}
         text, invalid = drop_invalid_markers(text, set(citations_all))
@@ -260,7 +260,7 @@ class AnswerService:
 
     def _fit(
         self, sources: list[Source], history: list[ChatMessage], question: str
-    ) -> list[ChatMessage]:
+    ) -> tuple[list[ChatMessage], list[Source]]:
         """Everything must fit the context with room for the answer: drop the oldest turns first,
         then the least relevant sources, then shorten the last source."""
         assert self.engine is not None
@@ -273,7 +273,7 @@ class AnswerService:
         while True:
             messages = build_messages(self.system_prompt, sources, history, question)
             if self.engine.count_tokens(messages) <= budget:
-                return messages
+                return messages, sources
             if history:
                 history = history[2:] if len(history) >= 2 else []
             elif len(sources) > 1:

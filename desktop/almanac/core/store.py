@@ -211,8 +211,7 @@ class Store:
         return docs.get(path)
 
     def documents_under(self, prefix: str) -> dict[str, DocumentInfo]:
-        folder = prefix.rstrip("/") + "/"
-        return {p: d for p, d in self.documents().items() if p == prefix or p.startswith(folder)}
+        return {p: d for p, d in self.documents().items() if _is_under(p, prefix)}
 
     def count_chunks(self) -> int:
         return int(self._chunks.count_rows())
@@ -274,10 +273,9 @@ class Store:
 
     def remove_under(self, paths: Sequence[str]) -> int:
         """Remove documents at these paths or under these folders."""
-        doomed: set[str] = set()
-        for key in paths:
-            doomed.update(self.documents_under(key))
-        return self.remove_documents(sorted(doomed))
+        known = self.documents()  # once, not once per path: a folder delete may name thousands
+        doomed = sorted(p for p in known if any(_is_under(p, key) for key in paths))
+        return self.remove_documents(doomed)
 
     def sweep_orphans(self) -> int:
         """Delete chunks whose document row is gone (a crash between the two commits)."""
@@ -369,6 +367,10 @@ class Store:
 
 
 _RESULT_COLUMNS = ["id", "doc_path", "text", "heading", "page", "start_offset", "end_offset"]
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 def filter_sql(filters: SearchFilters | None) -> str | None:
