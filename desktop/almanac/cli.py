@@ -160,24 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
     p.set_defaults(handler=_cmd_watch)
 
-    p = sub.add_parser("eval", help="measure retrieval quality on a labelled dataset")
-    p.add_argument("--beir", type=Path, metavar="DIR", help="a BEIR dataset folder")
-    p.add_argument(
-        "--split", choices=("train", "test"), default="train", help="BEIR qrels split (train)"
-    )
-    p.add_argument("--squad", type=Path, metavar="FILE", help="a SQuAD v1.1 JSON file")
-    p.add_argument("--folder", type=Path, metavar="DIR", help="a folder of documents (with --csv)")
-    p.add_argument("--csv", type=Path, metavar="FILE", help='questions with "Source Docs" labels')
-    p.add_argument(
-        "--kb", type=Path, help="knowledge base to build or reuse (default: a temporary one)"
-    )
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N queries")
-    p.add_argument("--chunks", type=int, default=100, help="chunks retrieved per query (100)")
-    p.add_argument("--floor", type=float, help="relevance floor for the null-retrieval rate")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--report", type=Path, metavar="FILE.md", help="also write a Markdown report")
-    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
-    p.set_defaults(handler=_cmd_eval)
+    _add_eval_parser(sub, embedder_help)
     return parser
 
 
@@ -618,36 +601,145 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 # -- eval ---------------------------------------------------------------------------------------
 
 
+def _add_eval_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], embedder_help: str
+) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="measure retrieval (and, with a model, answer) quality on a labelled dataset",
+        description=(
+            "Index a labelled dataset and score the search against its labels. With a model "
+            "(--model, --server or $ALMANAC_MODEL) a sample of the questions is also answered, "
+            "with questions from another dataset as ones the documents cannot answer."
+        ),
+    )
+    p.add_argument("--beir", type=Path, metavar="DIR", help="a BEIR dataset folder")
+    p.add_argument(
+        "--split", choices=("train", "test"), default="train", help="BEIR qrels split (train)"
+    )
+    p.add_argument("--squad", type=Path, metavar="FILE", help="a SQuAD v1.1 JSON file")
+    p.add_argument("--folder", type=Path, metavar="DIR", help="a folder of documents (with --csv)")
+    p.add_argument("--csv", type=Path, metavar="FILE", help='questions with "Source Docs" labels')
+    p.add_argument(
+        "--kb", type=Path, help="knowledge base to build or reuse (default: a temporary one)"
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N queries")
+    p.add_argument("--chunks", type=int, default=100, help="chunks retrieved per query (100)")
+    p.add_argument("--floor", type=float, help="relevance floor for the null-retrieval rate")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--report", type=Path, metavar="DIR", help="also write DIR/report.md with PNG plots"
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress bars on stderr even when it is not a terminal",
+    )
+    p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    g = p.add_argument_group("answers (when a model is given or $ALMANAC_MODEL is set)")
+    g.add_argument(
+        "--model", type=Path, metavar="GGUF", help="local GGUF chat model (default: $ALMANAC_MODEL)"
+    )
+    g.add_argument("--server", metavar="URL", help="an OpenAI-compatible chat server instead")
+    g.add_argument("--server-model", metavar="ID", help="model id on that server")
+    g.add_argument("--no-answers", action="store_true", help="retrieval only, even with a model")
+    g.add_argument(
+        "--answers",
+        type=int,
+        default=20,
+        metavar="N",
+        help="labelled questions to answer, a seeded random sample (default 20)",
+    )
+    g.add_argument(
+        "--negatives",
+        metavar="FILE_OR_DIR",
+        help=(
+            "questions the documents cannot answer: a BEIR folder, a SQuAD file, JSON, JSON lines,"
+            " CSV (Question column) or text lines; 'none' for no negatives. Default: the other "
+            "shared dataset beside this one (SQuAD for BEIR, ../scifact for SQuAD)"
+        ),
+    )
+    g.add_argument(
+        "--negative-count",
+        type=int,
+        metavar="N",
+        help="negatives to ask, a seeded random sample (default: as many as --answers)",
+    )
+    g.add_argument("--sources", type=int, default=5, help="sources per answer (default 5)")
+    g.add_argument("--max-tokens", type=int, default=256, help="answer length limit (256)")
+    g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0)")
+    g.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
+    g.add_argument("--gpu-layers", default="auto", help="auto, all, none or a number")
+    g.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    p.set_defaults(handler=_cmd_eval)
+
+
+def _eval_usage_error(args: argparse.Namespace) -> str | None:
+    chosen = [flag for flag in ("beir", "squad", "folder") if getattr(args, flag) is not None]
+    if len(chosen) != 1:
+        return "give exactly one dataset: --beir DIR, --squad FILE or --folder DIR --csv FILE"
+    if (args.folder is None) != (args.csv is None):
+        return "--folder and --csv go together"
+    if args.limit is not None and args.limit < 1:
+        return "--limit must be at least 1"
+    if args.chunks < 1:
+        return "--chunks must be at least 1"
+    if args.floor is not None and not -1.0 <= args.floor <= 1.0:
+        return "--floor is a cosine similarity between -1 and 1"
+    if args.answers < 1 or (args.negative_count is not None and args.negative_count < 0):
+        return "--answers must be at least 1 and --negative-count at least 0"
+    if args.sources < 1 or args.max_tokens < 1 or args.ctx < 256:
+        return "--sources and --max-tokens must be >= 1, --ctx >= 256"
+    if not 0.0 <= args.temperature <= 2.0:
+        return "--temperature must be between 0 and 2"
+    return None
+
+
+def _eval_negatives(args: argparse.Namespace, positives: set[str]) -> tuple[list[str], str]:
+    """The sampled negative questions and where they came from."""
+    from almanac.core import eval_answers as ea
+
+    spec: str | None = args.negatives
+    if spec is not None and spec.strip().lower() == "none":
+        return [], "none"
+    source = Path(spec) if spec is not None else ea.default_negatives(args.beir, args.squad)
+    if source is None:
+        print(
+            "almanac eval: note: no negative questions (give --negatives FILE_OR_DIR): "
+            "the refusal rate on unanswerable questions is not measured",
+            file=sys.stderr,
+        )
+        return [], "none"
+    questions = [q for q in ea.read_questions(source) if q not in positives]
+    if not questions:
+        raise CliError(f"no negative questions in {source}")
+    count = args.answers if args.negative_count is None else args.negative_count
+    return ea.sample(questions, count, seed=1), str(source)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from almanac.app import build_services
+    from almanac.app import build_engine, build_services, default_model
     from almanac.core import eval as ev
+    from almanac.core.answer import AnswerConfig, AnswerService
+    from almanac.core.eval_answers import AnswerReport, evaluate_answers, sample
+    from almanac.core.eval_progress import ProgressBar
+    from almanac.core.llm.base import Engine
     from almanac.core.store import read_meta
 
-    def usage(message: str) -> int:
-        print(f"almanac eval: error: {message}", file=sys.stderr)
+    problem = _eval_usage_error(args)
+    if problem is not None:
+        print(f"almanac eval: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-
-    chosen = [flag for flag in ("beir", "squad", "folder") if getattr(args, flag) is not None]
-    if len(chosen) != 1:
-        return usage(
-            "give exactly one dataset: --beir DIR, --squad FILE or --folder DIR --csv FILE"
-        )
-    if (args.folder is None) != (args.csv is None):
-        return usage("--folder and --csv go together")
-    if args.limit is not None and args.limit < 1:
-        return usage("--limit must be at least 1")
-    if args.chunks < 1:
-        return usage("--chunks must be at least 1")
-    if args.floor is not None and not -1.0 <= args.floor <= 1.0:
-        return usage("--floor is a cosine similarity between -1 and 1")
     if args.beir is not None and args.split == "test":
         print(
             "almanac eval: warning: report the test split once, untuned (tune on train)",
             file=sys.stderr,
         )
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        raise CliError(f"--report needs a folder, and {args.report} is a file")
 
     if args.beir is not None:
         evalset = ev.load_beir(args.beir, args.split, limit_queries=args.limit)
@@ -664,6 +756,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    model = None if args.no_answers else (args.model or default_model())
+    answering = not args.no_answers and (model is not None or bool(args.server))
+    negatives: list[str] = []
+    negatives_source = "none"
+    if answering:  # bad input fails here, before the long indexing
+        negatives, negatives_source = _eval_negatives(args, {q.text for q in evalset.queries})
+    show_progress = args.progress or sys.stderr.isatty()
+
+    engine: Engine | None = None
     temp: str | None = None
     if args.kb is None:
         temp = tempfile.mkdtemp(prefix="almanac-eval-")
@@ -672,11 +773,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         kb = args.kb
         docs_dir = kb.parent / f"{kb.name}-docs"
+    answers: AnswerReport | None = None
     try:
+        if answering:
+            engine = build_engine(
+                model,
+                server_url=args.server,
+                server_model=args.server_model,
+                n_ctx=args.ctx,
+                gpu_layers=args.gpu_layers,
+                threads=args.threads,
+            )
         doc_of_path = ev.materialize(evalset, docs_dir)
         services = build_services(kb, embedding_model=_embedding_model(args))
         try:
-            indexed = False
             try:
                 read_meta(kb)
                 indexed = services.store.count_chunks() > 0
@@ -687,56 +797,88 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             else:
                 source = evalset.folder if evalset.folder is not None else docs_dir
                 print(f"indexing {len(doc_of_path)} documents from {source}", file=sys.stderr)
-                printer = _ProgressPrinter(sys.stderr, enabled=True)
-                ingest = services.ingestor.ingest([source], progress=printer)
-                printer.finish()
+                bar = ProgressBar(sys.stderr, "indexing", enabled=show_progress, unit="files")
+                ingest = services.ingestor.ingest(
+                    [source],
+                    progress=lambda p: bar.update(
+                        p.files_done, p.files_total, f"{p.chunks_done} chunks"
+                    ),
+                )
+                bar.close()
                 if ingest.failed:
                     print(f"almanac eval: {len(ingest.failed)} file(s) failed", file=sys.stderr)
-            tty = sys.stderr.isatty()
-            last = [0.0]
-
-            def progress(done: int, total: int) -> None:
-                now = time.monotonic()
-                if not tty and now - last[0] < 2.0 and done < total:
-                    return
-                last[0] = now
-                line = f"queries {done}/{total}"
-                sys.stderr.write(("\r\x1b[K" + line) if tty else line + "\n")
-                if tty and done == total:
-                    sys.stderr.write("\n")
-                sys.stderr.flush()
-
+            bar = ProgressBar(sys.stderr, "queries", enabled=show_progress)
             report = ev.evaluate(
                 services.searcher,
                 evalset.queries,
                 doc_of_path,
                 chunks=args.chunks,
                 floor=args.floor,
-                progress=progress,
+                progress=bar.update,
                 dataset=evalset.name,
             )
+            bar.close()
+            if engine is not None:
+                service = AnswerService(
+                    services.searcher,
+                    services.embedder,
+                    engine,
+                    config=AnswerConfig(
+                        sources=args.sources,
+                        max_tokens=args.max_tokens,
+                        temperature=args.temperature,
+                    ),
+                )
+                bar = ProgressBar(sys.stderr, "answers", enabled=show_progress)
+                answers = evaluate_answers(
+                    service,
+                    sample(evalset.queries, args.answers, seed=0),
+                    negatives,
+                    doc_of_path=doc_of_path,
+                    progress=bar.update,
+                    negatives_source=negatives_source,
+                )
+                bar.close()
         finally:
             services.searcher.close()
     finally:
+        if engine is not None:
+            engine.close()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
 
     if args.report is not None:
-        args.report.write_text(report.to_markdown(), encoding="utf-8")
+        from almanac.core.eval_report import write_report
+
+        texts = {q.id: q.text for q in evalset.queries}
+        written = write_report(args.report, report, answers, texts)
+        print(f"report: {written[0]} ({len(written) - 1} plots)", file=sys.stderr)
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
+        payload = report.to_json()
+        if answers is not None:
+            payload["answers"] = answers.to_json()
+        print(json.dumps(payload, ensure_ascii=False))
         return EXIT_OK
     print(
         f"{report.dataset}: {report.queries} queries, top {report.chunks} chunks, "
         f"floor {report.floor:.2f}"
     )
-    rows = report.table_rows()
+    _print_rows(report.table_rows())
+    if answers is not None:
+        print(
+            f"\nanswers by {answers.model}: {answers.positives} labelled questions, "
+            f"{answers.negatives} unanswerable (from {answers.negatives_source})"
+        )
+        _print_rows(answers.table_rows())
+    return EXIT_OK
+
+
+def _print_rows(rows: Sequence[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in rows)
     print(f"{'metric'.ljust(width)}  {'value':>8}")
     print(f"{'-' * width}  {'-' * 8}")
     for name, value in rows:
         print(f"{name.ljust(width)}  {value:>8}")
-    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -336,6 +336,9 @@ class QueryOutcome:
     ndcg10: float
     first_relevant_rank: int | None  # 1-based document rank, None when not retrieved
     null: bool  # below the relevance floor
+    relevant_ranks: tuple[int, ...] = ()  # 1-based ranks of every retrieved relevant document
+    relevant_count: int = 1  # labelled relevant documents
+    latency_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +352,19 @@ class EvalReport:
     latency_p50_ms: float
     latency_p95_ms: float
     per_query: tuple[QueryOutcome, ...] = field(default=())
+
+    def recall_curve(self, max_k: int = 100) -> list[float]:
+        """Mean document-level recall at k = 1..max_k, from every query's relevant ranks."""
+        if not self.per_query:
+            return [0.0] * max_k
+        curve = [0.0] * max_k
+        for q in self.per_query:
+            for rank in q.relevant_ranks:
+                if rank <= max_k:
+                    # a relevant document found at ``rank`` counts for every k >= rank
+                    for k in range(rank - 1, max_k):
+                        curve[k] += 1.0 / max(q.relevant_count, 1)
+        return [value / len(self.per_query) for value in curve]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -366,6 +382,8 @@ class EvalReport:
                     "ndcg@10": round(q.ndcg10, 4),
                     "first_relevant_rank": q.first_relevant_rank,
                     "null": q.null,
+                    "relevant_ranks": list(q.relevant_ranks),
+                    "latency_ms": round(q.latency_ms, 2),
                 }
                 for q in self.per_query
             ],
@@ -376,21 +394,6 @@ class EvalReport:
         rows.append(("latency p50 (ms)", f"{self.latency_p50_ms:.1f}"))
         rows.append(("latency p95 (ms)", f"{self.latency_p95_ms:.1f}"))
         return rows
-
-    def to_markdown(self) -> str:
-        lines = [
-            f"# Retrieval evaluation: {self.dataset}",
-            "",
-            f"{self.queries} queries; document-level ranking from the top {self.chunks} chunks; "
-            f"null-retrieval rate at floor {self.floor:.2f}.",
-            "",
-            "| metric | value |",
-            "|---|---:|",
-            *(f"| {name} | {value} |" for name, value in self.table_rows()),
-            "",
-        ]
-        lines.extend(f"- {name}: {value}" for name, value in self.table_rows())
-        return "\n".join(lines) + "\n"
 
 
 def evaluate(
@@ -420,7 +423,8 @@ def evaluate(
     for i, query in enumerate(queries):
         start = time.perf_counter()
         result = searcher.search(query.text, chunks, floor=-1.0)
-        latencies.append((time.perf_counter() - start) * 1000.0)
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        latencies.append(elapsed_ms)
         ranked = doc_ranking((hit.path for hit in result.hits), doc_of_path)
         rel = query.relevant
         ndcg = ndcg_at_k(ranked, rel, 10)
@@ -431,8 +435,9 @@ def evaluate(
         sums["precision@5"] += precision_at_k(ranked, rel, 5)
         is_null = searcher.search(query.text, 1, floor=threshold).relevant is False
         nulls += is_null
-        first = next((r + 1 for r, d in enumerate(ranked) if d in rel), None)
-        outcomes.append(QueryOutcome(query.id, ndcg, first, is_null))
+        ranks = tuple(r + 1 for r, d in enumerate(ranked) if d in rel)
+        first = ranks[0] if ranks else None
+        outcomes.append(QueryOutcome(query.id, ndcg, first, is_null, ranks, len(rel), elapsed_ms))
         if progress is not None:
             progress(i + 1, total)
     n = max(total, 1)
