@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_watch)
 
     _add_eval_parser(sub, embedder_help)
+
+    from almanac.finetune.cli_args import add_finetune_parser  # torch-free; imports nothing heavy
+
+    add_finetune_parser(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ from almanac.core.llm.gguf_file import GgufInfo, inspect_gguf
 
 _REPO = Path(__file__).resolve().parents[4]
 MODELS_ENV = "ALMANAC_MODELS_DIR"
+USER_CATALOG_ENV = "ALMANAC_USER_CATALOG"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _FIELDS: dict[str, tuple[type, ...]] = {
@@ -195,3 +196,73 @@ def add_model(
             )
         verified = True
     return AddedModel(path=path, info=info, sha256=digest, entry=entry, verified=verified)
+
+
+# -- models the user made or added (e.g. by ``almanac finetune``) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserModel:
+    """A local model registered by the user's own tools; it has no download page."""
+
+    name: str
+    path: str  # absolute path of the GGUF file
+    sha256: str
+    size_bytes: int
+    quantization: str
+    context_length: int | None
+    base_model: str  # what it was made from, e.g. the fine-tuned base model's folder
+    model_card: str | None = None  # path of its Markdown model card
+    created: str = ""  # ISO 8601
+
+
+def default_user_catalog_path() -> Path:
+    """$ALMANAC_USER_CATALOG, else user-models.json in the user data folder."""
+    configured = os.environ.get(USER_CATALOG_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("Almanac", appauthor=False) / "user-models.json"
+
+
+def load_user_models(path: Path | None = None) -> list[UserModel]:
+    """The registered models; an absent file is an empty list."""
+    path = Path(path) if path is not None else default_user_catalog_path()
+    if not path.is_file():
+        return []
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CatalogError(f"{path}: not a readable JSON file ({e})") from e
+    if (
+        not isinstance(raw, dict)
+        or raw.get("version") != 1
+        or not isinstance(raw.get("models"), list)
+    ):
+        raise CatalogError(f'{path}: expected {{"version": 1, "models": [...]}}')
+    known = {f.name for f in fields(UserModel)}
+    models: list[UserModel] = []
+    for i, item in enumerate(raw["models"]):
+        if not isinstance(item, dict) or set(item) - known:
+            raise CatalogError(f"{path}: models[{i}]: expected an object with {sorted(known)}")
+        try:
+            model = UserModel(**item)
+        except TypeError as e:
+            raise CatalogError(f"{path}: models[{i}]: {e}") from e
+        if not _SHA256.match(str(model.sha256)):
+            raise CatalogError(f"{path}: models[{i}].sha256: must be 64 lowercase hex digits")
+        models.append(model)
+    return models
+
+
+def register_user_model(model: UserModel, path: Path | None = None) -> Path:
+    """Add ``model`` (replacing an entry for the same file) and rewrite the file atomically."""
+    path = Path(path) if path is not None else default_user_catalog_path()
+    models = [m for m in load_user_models(path) if m.path != model.path] + [model]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    payload = {"version": 1, "models": [asdict(m) for m in models]}
+    partial.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,180 @@
+"""From a trained adapter to files llama.cpp loads: merged GGUF, or a LoRA adapter GGUF.
+
+Merged: base + adapter merged in the base's dtype, saved as a Hugging Face folder (with the base's
+tokenizer and chat template), converted to F16 GGUF by llama.cpp's converter, quantized by
+``llama_cpp.llama_model_quantize`` and checked (``verify_quantized``: the matrices really are the
+requested type, not silently left in F16). Adapter: ``convert_lora_to_gguf.py`` from the same
+source distribution, checked by loading it with ``llama_cpp.Llama(lora_path=...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from almanac.core import gguf_export
+from almanac.core.hashing import sha256_file
+from almanac.finetune import converter
+from almanac.finetune.base_model import is_weight_file
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFile:
+    path: Path
+    kind: str  # "model" or "lora-adapter"
+    quantization: str  # "Q4_K_M", "Q8_0", "F16"
+    size_bytes: int
+    sha256: str
+    tensor_types: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "quantization": self.quantization,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "tensor_types": self.tensor_types,
+        }
+
+
+def merge_adapter(base_dir: Path, adapter_dir: Path, merged_dir: Path) -> Path:
+    """Base weights + LoRA, merged and saved with the base's tokenizer files beside them."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    # The base's own dtype (usually bf16): merging in float32 would double the memory of 3B.
+    auto: Any = AutoModelForCausalLM
+    base = auto.from_pretrained(str(base_dir), dtype="auto")
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    if merged_dir.exists():
+        shutil.rmtree(merged_dir)
+    merged.save_pretrained(str(merged_dir), safe_serialization=True)
+    for item in base_dir.iterdir():
+        target = merged_dir / item.name
+        if item.is_file() and not is_weight_file(item.name) and not target.exists():
+            shutil.copy2(item, target)  # tokenizer, chat template, generation config, licence
+    return merged_dir
+
+
+def export_gguf(model_dir: Path, out: Path, qtype: str, *, cache: Path, work: Path) -> ExportedFile:
+    """Convert ``model_dir`` to GGUF and quantize it to ``qtype``; verify; hash."""
+    work.mkdir(parents=True, exist_ok=True)
+    f16 = work / f"{out.stem}.f16.gguf"
+    gguf_export.convert_hf_to_gguf(model_dir, f16, "f16", cache=cache)
+    if qtype.upper() == "F16":
+        os.replace(f16, out)
+    else:
+        gguf_export.quantize(f16, out, qtype)
+        f16.unlink(missing_ok=True)
+    gguf_export.verify_quantized(out, qtype)
+    return describe(out, "model", qtype.upper())
+
+
+def export_adapter_gguf(
+    adapter_dir: Path, base_dir: Path, out: Path, *, cache: Path
+) -> ExportedFile:
+    converter.convert_lora_to_gguf(adapter_dir, base_dir, out, cache=cache, outtype="f16")
+    return describe(out, "lora-adapter", "F16")
+
+
+def describe(path: Path, kind: str, quantization: str) -> ExportedFile:
+    return ExportedFile(
+        path=path,
+        kind=kind,
+        quantization=quantization,
+        size_bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+        tensor_types=gguf_export.tensor_types(path),
+    )
+
+
+def check_adapter_loads(
+    base_gguf: Path, adapter_gguf: Path, prompt: str, *, n_ctx: int = 2048
+) -> tuple[str, str]:
+    """Greedy continuations of ``prompt`` without and with the adapter (llama.cpp's runtime LoRA).
+
+    Raises :class:`gguf_export.ExportError` when llama.cpp refuses the adapter.
+    """
+    import llama_cpp
+
+    # llama.cpp aborts the process on a file that is not a LoRA adapter: check first.
+    kind = _gguf_string(adapter_gguf, "general.type"), _gguf_string(adapter_gguf, "adapter.type")
+    if kind != ("adapter", "lora"):
+        raise gguf_export.ExportError(f"{adapter_gguf.name} is not a LoRA adapter GGUF ({kind})")
+    outputs: list[str] = []
+    for lora in (None, adapter_gguf):
+        kwargs: dict[str, Any] = {"lora_path": str(lora)} if lora is not None else {}
+        # llama-cpp-python maps llama.cpp's warning level to ERROR, so verbose=False still
+        # prints a line per adapted tensor ("cannot use buft CPU_REPACK"), through sys.stderr.
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(log):
+                llm = llama_cpp.Llama(
+                    model_path=str(base_gguf), n_ctx=n_ctx, verbose=False, seed=0, **kwargs
+                )
+        except (ValueError, RuntimeError) as exc:
+            what = f"the adapter {adapter_gguf.name}" if lora else f"the base {base_gguf.name}"
+            detail = gguf_export._tail(log.getvalue())
+            raise gguf_export.ExportError(
+                f"llama.cpp could not load {what}: {exc} ({detail})"
+            ) from exc
+        try:
+            result: Any = llm.create_completion(prompt, max_tokens=48, temperature=0.0)
+            outputs.append(str(result["choices"][0]["text"]))
+        finally:
+            llm.close()
+    return outputs[0], outputs[1]
+
+
+def _gguf_string(path: Path, key: str) -> str | None:
+    from gguf.gguf_reader import GGUFReader
+
+    try:
+        field = GGUFReader(path).fields.get(key)
+    except (OSError, ValueError) as exc:
+        raise gguf_export.ExportError(f"cannot read GGUF {path}: {exc}") from exc
+    value = field.contents() if field is not None else None
+    return value if isinstance(value, str) else None
+
+
+def tokenizer_agreement(tokenizer: Any, gguf: Path, texts: Sequence[str]) -> tuple[int, int]:
+    """(agreeing, total): texts that llama.cpp's tokenizer (from the GGUF) and the Hugging Face
+    tokenizer used for training turn into the same ids. A difference means the model sees
+    slightly different prompts at run time than it was trained on."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True  # the tokenizer only: no weights, no context
+    log = io.StringIO()  # llama.cpp describes the whole vocabulary while loading it
+    with contextlib.redirect_stderr(log):
+        model = llama_cpp.llama_model_load_from_file(str(gguf).encode("utf-8"), params)
+    if not model:
+        raise gguf_export.ExportError(f"llama.cpp could not read the vocabulary of {gguf.name}")
+    try:
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        same = 0
+        for text in texts:
+            data = text.encode("utf-8")
+            room = len(data) + 16
+            buf = (llama_cpp.llama_token * room)()
+            n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, room, False, True))
+            theirs = [int(t) for t in buf[: max(n, 0)]]
+            ours = [int(t) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
+            same += n >= 0 and ours == theirs
+        return same, len(texts)
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def write_sha256(files: Sequence[ExportedFile], path: Path) -> Path:
+    """``sha256sum -c`` format, names relative to the file's folder."""
+    lines = [f"{f.sha256}  {os.path.relpath(f.path, path.parent)}\n" for f in files]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
