@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck install clean bench test-models screenshots
+.PHONY: run test lint typecheck install clean bench test-models screenshots bundle verify-bundle app
 
 install: $(STAMP)
 
@@ -40,6 +40,21 @@ test: $(STAMP) lint typecheck test-models
 # PNGs of the main window's states (offscreen rendering), used in the README.
 screenshots: $(STAMP) test-models
 	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/screenshots.py resources/screenshots
+
+# Air-gapped install: dist/almanac-bundle-<version>-<platform>/ and its .tar.gz (wheelhouse, llama.cpp
+# converter source, installer, checksums, licences). BUNDLE_ARGS: e.g. --model FILE.gguf, --gpu cuda.
+bundle: $(STAMP)
+	$(BIN)/python packaging/build_bundle.py --force $(BUNDLE_ARGS)
+
+# Installs the bundle (built with the tiny test model if there is none) in a network namespace with
+# no network and runs ingest, ask and the GUI from it; ~10 min on 2 cores, so not part of `make test`.
+verify-bundle: $(STAMP) test-models
+	flock /tmp/almanac-bench.lock $(BIN)/python packaging/verify_bundle.py
+
+# One-folder app (PyInstaller): dist/almanac/almanac runs without a Python install.
+app: $(STAMP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,bundle]'
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/pyinstaller/almanac.spec
 
 bench: $(STAMP)
 	$(BIN)/python -m almanac.devtools.tiny_model -q --shaped qwen2.5-0.5b

@@ -23,6 +23,8 @@ from gguf.gguf_reader import GGUFReader, ReaderTensor
 
 CONVERTER = "convert_hf_to_gguf.py"
 SRC_ENV = "ALMANAC_LLAMA_CPP_SRC"
+# A local copy of the sdist (offline installs): the file itself or a folder holding it.
+SDIST_ENV = "ALMANAC_LLAMA_CPP_SDIST"
 # What the converter needs from the sdist's vendor/llama.cpp folder (a file and two packages).
 _VENDOR_PARTS = (CONVERTER, "conversion", "gguf-py")
 
@@ -53,8 +55,9 @@ def llama_cpp_version() -> str:
 def converter_dir(cache: Path) -> Path:
     """A folder holding llama.cpp's ``convert_hf_to_gguf.py``, ``conversion/`` and ``gguf-py/``.
 
-    Order: ``cache/llama.cpp-<ver>`` if present, then ``$ALMANAC_LLAMA_CPP_SRC``, else the
-    llama-cpp-python sdist of the installed version is downloaded and the three parts extracted.
+    Order: ``cache/llama.cpp-<ver>`` if present, then ``$ALMANAC_LLAMA_CPP_SRC``, else the three
+    parts are extracted from the llama-cpp-python sdist of the installed version: a local copy
+    (:func:`local_sdist`) when there is one, else downloaded.
     """
     version = llama_cpp_version()
     target = cache / f"llama.cpp-{version}"
@@ -79,7 +82,31 @@ def converter_dir(cache: Path) -> Path:
     return target
 
 
+def local_sdist(version: str) -> Path | None:
+    """The ``llama_cpp_python-<version>.tar.gz`` an offline install ships, or None.
+
+    ``$ALMANAC_LLAMA_CPP_SDIST`` (the file, or a folder holding it) first, then
+    ``<sys.prefix>/share/almanac/llama.cpp/``, where the air-gapped bundle's installer puts it.
+    """
+    name = f"llama_cpp_python-{version}.tar.gz"
+    configured = os.environ.get(SDIST_ENV, "").strip()
+    if configured:
+        path = Path(configured).expanduser()
+        path = path / name if path.is_dir() else path
+        if path.name != name or not path.is_file():
+            raise ExportError(
+                f"${SDIST_ENV} is {configured}, but the installed llama-cpp-python {version} "
+                f"needs {name} there"
+            )
+        return path
+    shipped = Path(sys.prefix) / "share" / "almanac" / "llama.cpp" / name
+    return shipped if shipped.is_file() else None
+
+
 def _download_sdist(version: str, dest: Path) -> Path:
+    local = local_sdist(version)
+    if local is not None:
+        return local  # callers only read it
     cmd = [
         sys.executable,
         "-m",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from almanac.app import (
     APP_NAME,
@@ -18,7 +20,12 @@ from almanac.core.history import HistoryStore, default_history_path
 from almanac.core.retrieval import RetrievalConfig
 from almanac.core.settings import SettingsError, SettingsStore, default_settings_path
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
+
 log = logging.getLogger(__name__)
+# Smoke tests and start-up timing of installed builds (packaging/): close after this many ms.
+QUIT_AFTER_ENV = "ALMANAC_QUIT_AFTER_MS"
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -81,8 +88,26 @@ def run(argv: list[str] | None = None) -> int:
     # Reconciles the folders with the index, then follows every change live, on its own thread:
     # the window is usable at once.
     window.start_sync()
+    _smoke_test_exit(window)
     try:
         return int(app.exec())
     finally:
         window.close()  # idempotent; shuts the workers down if exec ended another way
         services.searcher.close()
+
+
+def _smoke_test_exit(window: QWidget) -> None:
+    """With $ALMANAC_QUIT_AFTER_MS set: say on stderr when the event loop first runs (the window
+    is up), then close the window after that many milliseconds, which ends the app."""
+    raw = os.environ.get(QUIT_AFTER_ENV, "").strip()
+    if not raw:
+        return
+    try:
+        delay = max(0, int(raw))
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number of milliseconds", QUIT_AFTER_ENV, raw)
+        return
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(0, lambda: print("almanac: window shown", file=sys.stderr, flush=True))
+    QTimer.singleShot(delay, window.close)

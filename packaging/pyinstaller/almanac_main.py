@@ -1,0 +1,10 @@
+"""Entry point of the one-folder app: the same command line as ``almanac`` (no arguments: GUI)."""
+
+import multiprocessing
+import sys
+
+from almanac.cli import main
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()  # torch and tokenizers may start worker processes
+    sys.exit(main())
