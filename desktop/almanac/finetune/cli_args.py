@@ -74,6 +74,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     from almanac.finetune.errors import FinetuneError
     from almanac.finetune.pipeline import FinetuneOptions, run
 
+    if args.quiet:
+        from transformers.utils import logging as transformers_logging
+
+        quiet: Any = transformers_logging.disable_progress_bar  # untyped
+        quiet()  # no "Loading weights" / "Writing model shards" bars
+
     def say(message: str) -> None:
         if not args.quiet:
             print(f"finetune: {message}", file=sys.stderr, flush=True)
