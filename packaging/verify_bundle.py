@@ -16,6 +16,8 @@ as its optional model, when there is none), then inside a new network namespace 
 Any failure, any refused socket (audit hook) or any system call towards a non-loopback address
 (strace, which also sees native code) fails the run. Figures go to stdout and to
 dist/verify-bundle.json. Linux only (network namespaces).
+
+``--app dist/almanac`` runs step 3 on the PyInstaller build instead (dist/verify-app.json).
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def outer(args: argparse.Namespace) -> int:
             "cannot create a network namespace (unshare -rn): "
             + (probe.stderr.strip() or f"exit {probe.returncode}")
         )
-    bundle: Path = args.bundle or default_bundle()
-    if not bundle.exists():
+    bundle: Path = args.app or args.bundle or default_bundle()
+    if args.app is None and not bundle.exists():
         print(f"[verify] no bundle at {bundle}: building one with the tiny test model", flush=True)
         build = [sys.executable, str(REPO / "packaging" / "build_bundle.py"), "--force"]
         build += ["--model", str(args.model or tiny_model())]
@@ -99,7 +101,7 @@ def outer(args: argparse.Namespace) -> int:
         "--inside",
         "--work",
         str(work),
-        "--bundle",
+        "--app" if args.app else "--bundle",
         str(bundle.resolve()),
         "--report",
         str(report),
@@ -114,7 +116,7 @@ def outer(args: argparse.Namespace) -> int:
         *([strace, *STRACE_ARGS, "-o", str(trace), "--"] if strace else []),
         *inner,
     ]
-    print(f"[verify] in a network namespace with no network: {bundle.name}", flush=True)
+    print(f"[verify] in a network namespace with no network: {bundle}", flush=True)
     started = time.monotonic()
     proc = subprocess.run(cmd, check=False)
     wall = time.monotonic() - started
@@ -123,11 +125,17 @@ def outer(args: argparse.Namespace) -> int:
             raise VerifyError(f"the run inside the namespace failed (exit {proc.returncode})")
         result: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
         native = _non_loopback_calls(trace) if strace else None
-        result["strace"] = "not installed" if native is None else {"non_loopback_calls": native}
+        traced = len(trace.read_text(errors="replace").splitlines()) if trace.exists() else 0
+        # The count of traced calls (mostly Unix sockets) shows the tracer was really on.
+        result["strace"] = (
+            "not installed"
+            if native is None
+            else {"traced_calls": traced, "non_loopback_calls": native}
+        )
         result["wall_seconds"] = round(wall, 1)
         result["bundle"] = str(bundle)
         result["load_average_at_end"] = os.getloadavg()
-        out = REPO / "dist" / "verify-bundle.json"
+        out = REPO / "dist" / ("verify-app.json" if args.app else "verify-bundle.json")
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         _print_summary(result)
@@ -178,6 +186,10 @@ def _print_summary(result: dict[str, Any]) -> None:
     refused = len(result.get("netguard_refused", []))
     watched = result.get("netguard_processes", 0)
     print(f"[verify] audit hook: {refused} refused attempt(s) in {watched} watched processes")
+    trace = result.get("strace")
+    if isinstance(trace, dict):
+        bad, total = len(trace["non_loopback_calls"]), trace["traced_calls"]
+        print(f"[verify] strace: {bad} call(s) towards the network among {total} traced")
 
 
 # -- inside the namespace -------------------------------------------------------------------------
@@ -267,6 +279,10 @@ def inside(args: argparse.Namespace) -> int:
     run = Inside(work)
     if shutil.which("ip"):
         subprocess.run(["ip", "link", "set", "lo", "up"], check=False, capture_output=True)
+    if args.app is not None:  # the PyInstaller folder: nothing to install
+        sample = str(args.app / "resources" / "sample-kb")
+        app_checks(run, str(args.app / "almanac"), sample, str(args.model or tiny_model()), None)
+        return finish(run, args)
     bundle: Path = args.bundle
     if bundle.is_file():
         folder = work / "bundle"
@@ -350,8 +366,15 @@ def inside(args: argparse.Namespace) -> int:
     ).stdout.strip()
     models = sorted((prefix / "models").glob("*.gguf")) if (prefix / "models").is_dir() else []
     # The bundled model, else the tiny test model (same file system inside the namespace).
-    chosen = args.model or (models[0] if models else None) or tiny_model()
-    model = str(chosen)
+    model = str(args.model or (models[0] if models else None) or tiny_model())
+    app_checks(run, almanac, sample, model, python)
+    return finish(run, args)
+
+
+def app_checks(run: Inside, almanac: str, sample: str, model: str, python: str | None) -> None:
+    """The installed (or frozen) app, start to answer: ingest, status, search, ask, converter
+    (``python``: the environment's interpreter; a frozen app has none), the desktop app twice."""
+    work = run.work
     kb = str(work / "kb")
     env = run.app_env()
     n_files = sum(1 for p in Path(sample).rglob("*") if p.is_file()) if sample else -1
@@ -413,19 +436,20 @@ def inside(args: argparse.Namespace) -> int:
     def converter(p: subprocess.CompletedProcess[str]) -> str:
         return "converter from " + p.stdout.strip().splitlines()[-1]
 
-    run.step(
-        "llama.cpp converter from the installed sdist",
-        [
-            python,
-            "-c",
-            "import sys; from pathlib import Path; from almanac.core import gguf_export as g; "
-            "d = g.converter_dir(Path(sys.argv[1])); assert (d / g.CONVERTER).is_file(); "
-            "print(g.local_sdist(g.llama_cpp_version()))",
-            str(work / "converter-cache"),
-        ],
-        env=env,
-        check=converter,
-    )
+    if python is not None:
+        run.step(
+            "llama.cpp converter from the installed sdist",
+            [
+                python,
+                "-c",
+                "import sys; from pathlib import Path; from almanac.core import gguf_export as g; "
+                "d = g.converter_dir(Path(sys.argv[1])); assert (d / g.CONVERTER).is_file(); "
+                "print(g.local_sdist(g.llama_cpp_version()))",
+                str(work / "converter-cache"),
+            ],
+            env=env,
+            check=converter,
+        )
 
     def window_shown(p: subprocess.CompletedProcess[str]) -> str:
         if "almanac: window shown" not in p.stderr:
@@ -440,7 +464,6 @@ def inside(args: argparse.Namespace) -> int:
             wait_for="almanac: window shown",
             check=window_shown,
         )
-    return finish(run, args)
 
 
 def finish(run: Inside, args: argparse.Namespace) -> int:
@@ -450,9 +473,8 @@ def finish(run: Inside, args: argparse.Namespace) -> int:
     refused = [r for r in records if r["event"] != "armed"]
     if refused:
         run.failures.append(f"audit hook refused {len(refused)} network attempt(s): {refused[:3]}")
-    sizes = {
-        "prefix_bytes": _tree_size(args.work / "prefix"),
-    }
+    installed = args.app if args.app is not None else args.work / "prefix"
+    sizes = {"installed_bytes": _tree_size(installed)}
     report = {
         "steps": run.steps,
         "failures": run.failures,
@@ -475,6 +497,9 @@ def _tree_size(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="bundle tarball or folder (default: dist/...)")
+    parser.add_argument(
+        "--app", type=Path, help="check a PyInstaller folder (dist/almanac) instead of the bundle"
+    )
     parser.add_argument("--model", type=Path, help="GGUF to ask with (default: the bundled one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
