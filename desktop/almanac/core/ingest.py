@@ -146,7 +146,9 @@ class Ingestor:
     def remove(self, paths: Sequence[Path]) -> int:
         """Forget files, or every document under folders. Returns how many were removed."""
         with self._lock, exclusive_writer(self.store.kb_dir):
-            return self.store.remove_under([posix(p) for p in paths])
+            removed = self.store.remove_under([posix(p) for p in paths])
+            self.store.maybe_maintain()
+            return removed
 
     def pipeline_fingerprint(self) -> str:
         cfg = self.chunker.config
@@ -219,7 +221,8 @@ class Ingestor:
         removed = 0
         if not cancel_requested:
             removed = self.store.remove_documents(sorted(vanished))
-        self.store.ensure_indexes()
+        # The writer is idle now: index new rows, and compact after many small commits.
+        self.store.maybe_maintain()
         report_progress(tally.progress())
         if cancel_requested:
             raise IngestCancelled("ingestion cancelled; everything indexed so far is kept")

@@ -4,6 +4,11 @@ Atomicity: a batch of documents replaces its chunks in ONE LanceDB commit (merge
 delete of the batch's stale rows), so a reader never sees half a document or two versions of it.
 The documents table is written after the chunks; a crash in between leaves a documents row that
 disagrees with the file on disk, which the next ingest notices (sha256) and redoes idempotently.
+
+Every commit adds a table version and usually a small data file. ``maybe_maintain`` (called by the
+writer when it goes idle) keeps the vector index in step with the table (see ``ann_index``) and,
+after enough commits, compacts the files and deletes versions older than a grace period, so
+neither query time nor disk use grows with the number of edits.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import datetime
 import hashlib
 import json
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from almanac.core.ann_index import (
+    INDEX_VERSION,
+    AnnAction,
+    AnnPolicy,
+    IndexState,
+    index_config,
+    search_params,
+)
 from almanac.core.chunking import embedding_text
 from almanac.core.lexical import with_identifier_terms
 from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
@@ -27,6 +41,23 @@ from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilt
 SCHEMA_VERSION = 1
 _META_FILE = "almanac-kb.json"
 _IN_LIST_SIZE = 400  # keep SQL IN (...) lists bounded
+_VECTOR_INDEX = "vector_idx"
+_FTS_INDEX = "search_text_idx"
+# Scalar indexes, built with the vector index: past the ANN threshold a filter (path prefix, kind,
+# mtime), the upsert join on id and the ingest's chunk-hash lookup would otherwise scan every row.
+_SCALAR_INDEXES = {
+    "id": "btree",
+    "doc_path": "btree",
+    "chunk_hash": "btree",
+    "kind": "bitmap",
+    "mtime": "btree",
+}
+# Compact after this many commits (each write or delete of a batch is one or two).
+COMPACT_AFTER_COMMITS = 20
+# Old versions stay this long after a compaction: a query still reading one (this process or
+# another; queries take milliseconds, and every query moves to the latest version) must not lose
+# its files under it. Superseded files (old index copies, pre-compaction data) live this long.
+VERSION_GRACE = datetime.timedelta(minutes=5)
 
 
 class StoreError(Exception):
@@ -67,6 +98,19 @@ class StoredChunk:
     end: int
     score: float  # cosine similarity (vector search) or BM25 (text search)
     vector: np.ndarray | None = None  # returned by text search, so fusion can compute a cosine
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStats:
+    """The chunks table on disk: what compaction shrinks."""
+
+    rows: int
+    fragments: int  # data files (one or more per commit until compacted)
+    versions: int  # table versions still on disk
+    disk_bytes: int  # everything under the knowledge base's LanceDB folder, old versions too
+    vector_index: str | None  # index type, None while search is exact (flat)
+    index_segments: int  # the vector index as trained plus its deltas (0: no index)
+    unindexed_rows: int  # rows the vector index doesn't cover yet (searched flat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +183,15 @@ def chunks_schema(dim: int) -> pa.Schema:
 class Store:
     """One writer, many readers. All methods are safe to call from several threads."""
 
-    def __init__(self, kb_dir: Path, *, dim: int, embedder_name: str) -> None:
+    def __init__(
+        self,
+        kb_dir: Path,
+        *,
+        dim: int,
+        embedder_name: str,
+        ann_policy: AnnPolicy | None = None,
+        compact_after_commits: int = COMPACT_AFTER_COMMITS,
+    ) -> None:
         import lancedb
 
         self.kb_dir = Path(kb_dir)
@@ -151,6 +203,9 @@ class Store:
             str(self.kb_dir / "lancedb"), read_consistency_interval=datetime.timedelta(0)
         )
         self._write_lock = threading.Lock()
+        self.ann_policy = ann_policy or AnnPolicy()
+        self.compact_after_commits = compact_after_commits
+        self._commits_since_compaction = 0
         existing = set(self._table_names())
         self._documents = (
             self._db.open_table("documents")
@@ -163,12 +218,15 @@ class Store:
             else self._db.create_table("chunks", schema=chunks_schema(dim))
         )
         self._fts_ready = any(i.index_type == "FTS" for i in self._chunks.list_indices())
+        self._trained_rows = int(self._index_meta().get("trained_rows", 0))
 
     @classmethod
-    def open_existing(cls, kb_dir: Path) -> Store:
+    def open_existing(cls, kb_dir: Path, *, ann_policy: AnnPolicy | None = None) -> Store:
         """Open a knowledge base without loading its embedder (status, remove)."""
         meta = read_meta(kb_dir)
-        return cls(kb_dir, dim=int(meta["dim"]), embedder_name=str(meta["embedder"]))
+        return cls(
+            kb_dir, dim=int(meta["dim"]), embedder_name=str(meta["embedder"]), ann_policy=ann_policy
+        )
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -196,6 +254,18 @@ class Store:
         _write_meta(
             self.kb_dir, {"schema_version": SCHEMA_VERSION, "dim": dim, "embedder": embedder_name}
         )
+
+    def _index_meta(self) -> dict[str, Any]:
+        entry = read_meta(self.kb_dir).get("vector_index")
+        return entry if isinstance(entry, dict) else {}
+
+    def _set_index_meta(self, entry: dict[str, Any] | None) -> None:
+        meta = read_meta(self.kb_dir)
+        if entry is None:
+            meta.pop("vector_index", None)
+        else:
+            meta["vector_index"] = entry
+        _write_meta(self.kb_dir, meta)
 
     # -- documents ----------------------------------------------------------------------------
 
@@ -252,6 +322,7 @@ class Store:
                 .when_not_matched_by_source_delete(_in_list("doc_path", paths))
                 .execute(rows)
             )
+            self._commits_since_compaction += 1
             self._upsert_documents([w.info for w in writes])
 
     def record_failures(self, infos: Sequence[DocumentInfo]) -> None:
@@ -269,6 +340,7 @@ class Store:
             self._delete_chunks(paths)
             for group in _batches(list(paths)):
                 self._documents.delete(_in_list("path", group))
+                self._commits_since_compaction += 1
         return len(paths)
 
     def remove_under(self, paths: Sequence[str]) -> int:
@@ -290,6 +362,7 @@ class Store:
     def _delete_chunks(self, paths: Sequence[str]) -> None:
         for group in _batches(list(paths)):
             self._chunks.delete(_in_list("doc_path", group))
+            self._commits_since_compaction += 1
 
     def _upsert_documents(self, infos: Sequence[DocumentInfo]) -> None:
         table = pa.Table.from_pylist([_document_row(i) for i in infos], schema=documents_schema())
@@ -299,6 +372,7 @@ class Store:
             .when_not_matched_insert_all()
             .execute(table)
         )
+        self._commits_since_compaction += 1
 
     # -- indexes and maintenance --------------------------------------------------------------
 
@@ -308,31 +382,145 @@ class Store:
             self._fts_ready = any(i.index_type == "FTS" for i in self._chunks.list_indices())
         return self._fts_ready
 
-    def ensure_indexes(self) -> None:
-        """Create the full-text index once there is data; fold new rows into indexes."""
+    def ensure_indexes(self) -> AnnAction:
+        """Create the full-text index once there is data; create, fold new rows into, retrain
+        or drop the vector index as ``ann_policy`` says. Cheap when there is nothing to do.
+        Returns what it did to the vector index."""
         from lancedb.index import FTS
 
-        if self._chunks.count_rows() == 0:
-            return
+        rows = self._chunks.count_rows()
+        if rows == 0:
+            return AnnAction.NONE
         with self._write_lock:
-            if not self._fts_ready:
-                self._chunks.create_index("search_text", config=FTS(), replace=True)
+            if not self._has_fts_index():
+                self._chunks.create_index(
+                    "search_text", config=FTS(), replace=True, name=_FTS_INDEX
+                )
                 self._fts_ready = True
-            else:
-                self._chunks.optimize()
+            if rows >= self.ann_policy.threshold:
+                self._ensure_scalar_indexes()
+            action = self.ann_policy.plan(self._index_state(rows))
+            if action in (AnnAction.CREATE, AnnAction.REBUILD):
+                # Trained on every row there is now; replace=True swaps it in in one commit, so
+                # searches keep using the old index (or flat search) until the new one is ready.
+                self._chunks.create_index(
+                    "vector", config=index_config(rows), replace=True, name=_VECTOR_INDEX
+                )
+                self._set_index_meta({"trained_rows": rows, "version": INDEX_VERSION})
+                self._trained_rows = rows
+            elif action is AnnAction.DROP:
+                self._chunks.drop_index(_VECTOR_INDEX)
+                self._set_index_meta(None)
+                self._trained_rows = 0
+            if action is AnnAction.FOLD or self._fts_fold_due():
+                self._optimize(self._chunks)
+        return action
+
+    def _ensure_scalar_indexes(self) -> None:
+        from lancedb.index import Bitmap, BTree
+
+        have = {i.name for i in self._chunks.list_indices()}
+        for column, kind in _SCALAR_INDEXES.items():
+            if f"{column}_idx" not in have:
+                config = Bitmap() if kind == "bitmap" else BTree()
+                self._chunks.create_index(column, config=config, name=f"{column}_idx")
+
+    def _vector_index_stats(self) -> Any:
+        if not any(i.name == _VECTOR_INDEX for i in self._chunks.list_indices()):
+            return None
+        return self._chunks.index_stats(_VECTOR_INDEX)
+
+    def _index_state(self, rows: int) -> IndexState:
+        stats = self._vector_index_stats()
+        if stats is None:
+            return IndexState(rows=rows, has_index=False)
+        meta = self._index_meta()
+        return IndexState(
+            rows=rows,
+            has_index=True,
+            unindexed_rows=int(stats.num_unindexed_rows),
+            trained_rows=int(meta.get("trained_rows", 0)),
+            version=int(meta.get("version", 0)),
+            segments=int(stats.num_indices or 1),
+        )
+
+    def _fts_fold_due(self) -> bool:
+        stats = self._chunks.index_stats(_FTS_INDEX) if self._fts_ready else None
+        if stats is None:
+            return False
+        return int(stats.num_unindexed_rows) >= self.ann_policy.fold_at(int(stats.num_indexed_rows))
+
+    def _optimize(self, table: Any, grace: datetime.timedelta = VERSION_GRACE) -> None:
+        # One LanceDB call does all three: merge small data files (dropping deleted rows), fold
+        # unindexed rows into every index, delete versions older than ``grace``.
+        with warnings.catch_warnings():
+            # LanceDB warns that grace 0 breaks concurrent readers of old versions: callers
+            # that pass 0 (tests, benchmarks) have none.
+            warnings.simplefilter("ignore", UserWarning)
+            table.optimize(cleanup_older_than=grace)
+        if table is self._chunks:
+            self._commits_since_compaction = 0
+
+    def compact(self, *, grace: datetime.timedelta = VERSION_GRACE) -> None:
+        """Merge small data files, fold new rows into the indexes and delete table versions
+        older than ``grace``, in both tables. Searches see the same rows before and after."""
+        with self._write_lock:
+            self._optimize(self._chunks, grace)
+            self._optimize(self._documents, grace)
+
+    def compaction_due(self) -> bool:
+        if self._commits_since_compaction >= self.compact_after_commits:
+            return True
+        # The commit count starts again at 0 with every Store; the table remembers small files.
+        return _fragment_counts(self._chunks)[1] >= self.compact_after_commits
+
+    def maybe_maintain(self) -> bool:
+        """Keep the indexes in step, and compact after enough commits. For the writer to call
+        when it goes idle (an ingest or a removal just finished). True if it compacted."""
+        action = self.ensure_indexes()
+        # A retrained index covers every data file again, so the small ones can be merged now.
+        if action is not AnnAction.REBUILD and not self.compaction_due():
+            return False
+        self.compact()
+        return True
+
+    def storage_stats(self) -> StorageStats:
+        vector = self._vector_index_stats()
+        lance_dir = self.kb_dir / "lancedb"
+        disk = sum(f.stat().st_size for f in lance_dir.rglob("*") if f.is_file())
+        return StorageStats(
+            rows=int(self._chunks.count_rows()),
+            fragments=_fragment_counts(self._chunks)[0],
+            versions=len(self._chunks.list_versions()),
+            disk_bytes=disk,
+            vector_index=None if vector is None else str(vector.index_type),
+            index_segments=0 if vector is None else int(vector.num_indices or 1),
+            unindexed_rows=0 if vector is None else int(vector.num_unindexed_rows),
+        )
 
     def vector_search(
         self, vector: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> list[StoredChunk]:
-        if self._chunks.count_rows() == 0:
+        rows = self._chunks.count_rows()
+        if rows == 0:
             return []
+        params = search_params(self._trained_rows or rows, k)
         query: Any = self._chunks.search(vector.tolist(), vector_column_name="vector")
-        query = query.distance_type("cosine")
+        # With an index: probe that many partitions, then re-score the candidates with the
+        # stored vectors, so the distances returned are exact. Without one LanceDB ignores both
+        # and searches flat (exact). Rows not yet in the index are always searched, flat.
+        query = query.distance_type("cosine").refine_factor(params.refine_factor)
         where = filter_sql(filters)
         if where:
+            # A filter may leave fewer than k rows in the probed partitions: let LanceDB probe
+            # on (no upper bound) until it has k.
+            query = query.maximum_nprobes(0).minimum_nprobes(params.partitions)
             query = query.where(where, prefilter=True)
-        rows = query.select([*_RESULT_COLUMNS, "_distance"]).limit(k).to_list()
-        return [_stored_chunk(row, 1.0 - float(row["_distance"])) for row in rows]
+        else:
+            query = query.nprobes(params.partitions)
+        found = query.select([*_RESULT_COLUMNS, "_distance"]).limit(k).to_arrow()
+        scores = 1.0 - found["_distance"].to_numpy().astype(np.float64)
+        return _stored_chunks(found, scores)
 
     def text_search(
         self, text: str, k: int, filters: SearchFilters | None = None
@@ -345,11 +533,11 @@ class Store:
         where = filter_sql(filters)
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select([*_RESULT_COLUMNS, "vector", "_score"]).limit(k).to_list()
-        return [
-            _stored_chunk(row, float(row["_score"]), np.asarray(row["vector"], dtype=np.float32))
-            for row in rows
-        ]
+        found = query.select([*_RESULT_COLUMNS, "vector", "_score"]).limit(k).to_arrow()
+        # Column-wise: 100 hits' vectors as Python float lists would cost more than the search.
+        vectors = _vector_matrix(found, self.dim) if found.num_rows else None
+        scores = found["_score"].to_numpy().astype(np.float64)
+        return _stored_chunks(found, scores, vectors)
 
     def chunks_of(self, path: str) -> list[StoredChunk]:
         rows = (
@@ -357,16 +545,33 @@ class Store:
             .where(f"doc_path = {sql_str(path)}")
             .select([*_RESULT_COLUMNS, "ordinal"])
             .limit(None)
-            .to_list()
+            .to_arrow()
+            .sort_by("ordinal")
         )
-        rows.sort(key=lambda r: r["ordinal"])
-        return [_stored_chunk(row, 0.0) for row in rows]
+        return _stored_chunks(rows, np.zeros(rows.num_rows))
 
     def all_chunk_rows(self, columns: Sequence[str]) -> pa.Table:
         return self._chunks.search().select(list(columns)).limit(None).to_arrow()
 
+    def iter_chunk_rows(
+        self, columns: Sequence[str], batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Every chunk row, a batch at a time: memory stays bounded for a table of any size."""
+        reader = self._chunks.search().select(list(columns)).limit(None).to_batches(batch_rows)
+        yield from reader
+
 
 _RESULT_COLUMNS = ["id", "doc_path", "text", "heading", "page", "start_offset", "end_offset"]
+
+
+def _fragment_counts(table: Any) -> tuple[int, int]:
+    """(data files, small data files) of a LanceDB table."""
+    stats: Any = table.stats()
+    # A dict in some LanceDB releases, a dataclass in others.
+    frag: Any = stats["fragment_stats"] if isinstance(stats, dict) else stats.fragment_stats
+    if isinstance(frag, dict):
+        return int(frag["num_fragments"]), int(frag["num_small_fragments"])
+    return int(frag.num_fragments), int(frag.num_small_fragments)
 
 
 def _is_under(path: str, prefix: str) -> bool:
@@ -391,21 +596,24 @@ def filter_sql(filters: SearchFilters | None) -> str | None:
     return " AND ".join(clauses) or None
 
 
-def _stored_chunk(
-    row: dict[str, Any], score: float, vector: np.ndarray | None = None
-) -> StoredChunk:
-    page = row.get("page")
-    return StoredChunk(
-        chunk_id=row["id"],
-        doc_path=row["doc_path"],
-        text=row["text"],
-        heading=row["heading"] or "",
-        page=int(page) if page is not None else None,
-        start=int(row["start_offset"]),
-        end=int(row["end_offset"]),
-        score=score,
-        vector=vector,
-    )
+def _stored_chunks(
+    table: pa.Table, scores: np.ndarray, vectors: np.ndarray | None = None
+) -> list[StoredChunk]:
+    columns = {name: table[name].to_pylist() for name in _RESULT_COLUMNS}
+    return [
+        StoredChunk(
+            chunk_id=columns["id"][i],
+            doc_path=columns["doc_path"][i],
+            text=columns["text"][i],
+            heading=columns["heading"][i] or "",
+            page=int(columns["page"][i]) if columns["page"][i] is not None else None,
+            start=int(columns["start_offset"][i]),
+            end=int(columns["end_offset"][i]),
+            score=float(scores[i]),
+            vector=None if vectors is None else vectors[i],
+        )
+        for i in range(table.num_rows)
+    ]
 
 
 def _vector_matrix(table: pa.Table, dim: int) -> np.ndarray:
