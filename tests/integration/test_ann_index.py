@@ -224,8 +224,9 @@ def test_reopened_store_uses_the_index(indexed: Store, corpus: Corpus) -> None:
     assert again.storage_stats().vector_index == "IVF_RQ"
     for q in corpus.sample(5):
         assert ids(again.vector_search(q, 10)) == ids(indexed.vector_search(q, 10))
-    # The policy state survives too: nothing to do right after the build.
-    assert again.ann_policy.plan(again._index_state(again.count_chunks())) is AnnAction.NONE
+    # The policy's state survives too: nothing to do right after the build.
+    assert again.storage_stats().trained_rows == 3_200
+    assert again.ensure_indexes() is AnnAction.NONE
 
 
 # -- keeping it fresh -----------------------------------------------------------------------------
@@ -236,11 +237,11 @@ def test_new_rows_are_folded_in_and_growth_retrains(indexed: Store, corpus: Corp
     assert indexed.storage_stats().unindexed_rows == 300
     indexed.ensure_indexes()
     assert indexed.storage_stats().unindexed_rows == 0
-    assert indexed._index_meta()["trained_rows"] == 3_200  # folded, not retrained
+    assert indexed.storage_stats().trained_rows == 3_200  # folded, not retrained
 
     fill(indexed, corpus, range(200, 235))  # 7,000 rows: more than twice the trained size
     indexed.ensure_indexes()
-    assert indexed._index_meta()["trained_rows"] == 7_000
+    assert indexed.storage_stats().trained_rows == 7_000
     q = corpus.sample(1)[0]
     assert_exact_scores(indexed.vector_search(q, 10), q, corpus)
 
@@ -267,7 +268,7 @@ def test_folds_pile_up_until_a_retrain_makes_one_segment(tmp_path: Path, corpus:
     after = store.storage_stats()
     assert after.index_segments == 1
     assert after.fragments < piled.fragments
-    assert store._index_meta()["trained_rows"] == 3_200 + 100 * (folds + 1)
+    assert store.storage_stats().trained_rows == 3_200 + 100 * (folds + 1)
     recall = []
     for q in corpus.sample(20):
         hits = store.vector_search(q, 10)

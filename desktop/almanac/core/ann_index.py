@@ -7,6 +7,19 @@ become candidates is approximate. Rows written after the index was built are not
 still searched, flat, so a fresh write is findable at once; they are folded in (``optimize``) once
 enough accumulate to cost noticeable query time. The index is retrained from scratch when the
 table has grown well past the size it was trained at, because its partitions were sized for that.
+
+Why IVF-RQ (RaBitQ, 1 bit per dimension) with sqrt(rows) partitions. Measured on this project's
+2-core machine while other jobs ran (so absolute times are pessimistic), 384-d vectors: noisy
+copies of real MiniLM passage embeddings, real SciFact queries, exact re-scoring in every case:
+  * build at 100k rows: IVF-RQ 20-46 s, IVF-SQ 9-28 s, IVF-PQ 163-277 s, IVF-HNSW-SQ 280 s
+    (PQ and HNSW on a Gaussian mixture; all four reached Recall@10 >= 0.99 there);
+  * 1M rows, 1000 partitions: IVF-RQ builds in 133-263 s and answers k=50 in 10-13 ms at
+    Recall@10 0.98-0.99; IVF-SQ builds in 143 s but takes 37-106 ms (8 bits per dimension to
+    scan, an index 8x larger); 4000 partitions need 3.7 GB to train, 256 lose recall (0.92 at
+    the same scan cost). PQ and HNSW were not tried at 1M: 6-10x the build time at 100k;
+  * two knobs set recall: partitions probed (30k rows: 1/16 of them 0.89, 1/5 0.98, for about
+    the same 8 ms) and candidates re-scored (100k rows, k=10: 50 re-scored 0.95, 100 0.99, 200
+    1.00).
 """
 
 from __future__ import annotations
@@ -16,8 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# Flat search costs about 0.45 ms per 1,000 rows (384-d, this machine's cores); an indexed query
-# costs 4-8 ms whatever the size, so the index pays for itself from a few ten-thousand rows on.
+# Flat search takes ~27 ms at 30k rows and 45-110 ms at 100k (384-d, 2 busy cores); an indexed
+# query 5-10 ms at any of these sizes. Below this, flat search is both exact and fast enough.
 DEFAULT_THRESHOLD_ROWS = 25_000
 
 # Candidates re-scored exactly per query (at least twice k).

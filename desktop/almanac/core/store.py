@@ -110,6 +110,7 @@ class StorageStats:
     disk_bytes: int  # everything under the knowledge base's LanceDB folder, old versions too
     vector_index: str | None  # index type, None while search is exact (flat)
     index_segments: int  # the vector index as trained plus its deltas (0: no index)
+    trained_rows: int  # table size the vector index was trained at (0: no index)
     unindexed_rows: int  # rows the vector index doesn't cover yet (searched flat)
 
 
@@ -495,6 +496,7 @@ class Store:
             disk_bytes=disk,
             vector_index=None if vector is None else str(vector.index_type),
             index_segments=0 if vector is None else int(vector.num_indices or 1),
+            trained_rows=0 if vector is None else int(self._index_meta().get("trained_rows", 0)),
             unindexed_rows=0 if vector is None else int(vector.num_unindexed_rows),
         )
 
