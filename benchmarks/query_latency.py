@@ -316,6 +316,7 @@ def build_kb(
             if len(writes) >= args.docs_per_write:
                 flush()
         flush()
+        peak_writes = peak_rss_mb()
         # What the app does when an ingest ends: full-text index, ANN and scalar indexes past
         # the threshold, compaction of the many commits.
         maintain = timed_maintenance(store)
@@ -330,37 +331,53 @@ def build_kb(
         "vector_index": stats.vector_index or "none (flat)",
         "fragments": stats.fragments,
         "disk_mb": stats.disk_bytes / 1e6,
-        "peak_rss_build_mb": peak_rss_mb(),
+        "peak_rss_writes_mb": peak_writes,
+        "peak_rss_build_mb": max(
+            peak_writes, *(v for k, v in maintain.items() if k.startswith("peak_rss"))
+        ),
         "load": build.load,
     }
 
 
 def timed_maintenance(store: Store) -> dict[str, float]:
-    """``store.maybe_maintain()``, with the time of each index build and of the compaction."""
+    """``store.maybe_maintain()``, with the time and peak RSS of each index build and of the
+    compaction (a peak can't fall below the RSS the phase started with)."""
     index_s: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     table = store._chunks  # a benchmark may look inside; the app never does
-    with instrument(table, "optimize") as opt_t, measure("maintain") as maintain:
-        create = table.create_index
 
-        def timed_create(column: str, *args: Any, **kwargs: Any) -> Any:
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = str(args[0]) if name == "create_index" else "compaction"
+            reset_peak_rss()
             t0 = time.perf_counter()
             try:
-                return create(column, *args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
-                index_s[column] = index_s.get(column, 0.0) + time.perf_counter() - t0
+                index_s[key] = index_s.get(key, 0.0) + time.perf_counter() - t0
+                peaks[key] = max(peaks.get(key, 0.0), peak_rss_mb())
 
-        table.create_index = timed_create  # type: ignore[method-assign]
+        return wrapper
+
+    with measure("maintain") as maintain:
+        table.create_index = timed("create_index", table.create_index)  # type: ignore[method-assign]
+        table.optimize = timed("optimize", table.optimize)  # type: ignore[method-assign]
         try:
             store.maybe_maintain()
         finally:
-            del table.create_index
-    return {
+            del table.create_index, table.optimize
+    out = {
         "maintain_s": maintain.wall,
         "fts_index_s": index_s.pop("search_text", 0.0),
         "vector_index_s": index_s.pop("vector", 0.0),
-        "scalar_index_s": sum(index_s.values()),
-        "optimize_s": sum(opt_t["optimize"].samples),
+        "optimize_s": index_s.pop("compaction", 0.0),
+        "peak_rss_fts_mb": peaks.pop("search_text", float("nan")),
+        "peak_rss_vector_index_mb": peaks.pop("vector", float("nan")),
+        "peak_rss_compaction_mb": peaks.pop("compaction", float("nan")),
     }
+    out["scalar_index_s"] = sum(index_s.values())
+    out["peak_rss_scalar_mb"] = max(peaks.values(), default=float("nan"))
+    return out
 
 
 def open_kb(
@@ -466,6 +483,7 @@ def bench_size(
 ) -> dict[str, Any]:
     searcher = Searcher(store, embedder, RetrievalConfig(candidates=args.candidates))
     n = args.candidates
+    rss_before = rss_mb()  # freed build memory may still be held: the peaks can't go below it
     reset_peak_rss()
     for q in warm:  # warm-up: caches, index pages, model
         searcher.search(q, k=args.k, floor=-1.0)
@@ -539,6 +557,7 @@ def bench_size(
     return {
         "latency": results,
         "recall": recall,
+        "rss_before_queries_mb": rss_before,
         "peak_rss_search_mb": peak_search,  # warm-up plus the timed Searcher.search calls
         "peak_rss_query_mb": peak_query,  # ... plus every store call above (filters, hashes)
     }
@@ -739,6 +758,15 @@ def run(args: argparse.Namespace, sizes: list[int], root: Path, loads: list[dict
             f"peak RSS {info['peak_rss_build_mb']:.0f} MB",
             flush=True,
         )
+        if "peak_rss_writes_mb" in info:
+            print(
+                "  peak RSS (MB) by phase: writes {peak_rss_writes_mb:.0f}, FTS index "
+                "{peak_rss_fts_mb:.0f}, vector index {peak_rss_vector_index_mb:.0f}, scalar "
+                "indexes {peak_rss_scalar_mb:.0f}, compaction {peak_rss_compaction_mb:.0f}".format(
+                    **info
+                ),
+                flush=True,
+            )
         if info.get("maintain_on_open"):
             m = info["maintain_on_open"]
             print(
@@ -826,6 +854,7 @@ def run(args: argparse.Namespace, sizes: list[int], root: Path, loads: list[dict
             "min",
             "build s",
             "peak RSS build",
+            "RSS before",
             "RSS search",
             "RSS all calls",
         ],
@@ -843,6 +872,7 @@ def run(args: argparse.Namespace, sizes: list[int], root: Path, loads: list[dict
                 r["recall"]["recall_app_min"],
                 builds[s]["build_s"],
                 builds[s]["peak_rss_build_mb"],
+                r["rss_before_queries_mb"],
                 r["peak_rss_search_mb"],
                 r["peak_rss_query_mb"],
             ]

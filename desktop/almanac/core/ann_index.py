@@ -13,13 +13,12 @@ Why IVF-RQ (RaBitQ, 1 bit per dimension) with sqrt(rows) partitions. Measured on
 copies of real MiniLM passage embeddings, real SciFact queries, exact re-scoring in every case:
   * build at 100k rows: IVF-RQ 20-46 s, IVF-SQ 9-28 s, IVF-PQ 163-277 s, IVF-HNSW-SQ 280 s
     (PQ and HNSW on a Gaussian mixture; all four reached Recall@10 >= 0.99 there);
-  * 1M rows, 1000 partitions: IVF-RQ builds in 133-263 s and answers k=50 in 10-13 ms at
+  * 1M rows, 1000 partitions: IVF-RQ builds in 68-263 s and answers k=50 in 10-13 ms at
     Recall@10 0.98-0.99; IVF-SQ builds in 143 s but takes 37-106 ms (8 bits per dimension to
     scan, an index 8x larger); 4000 partitions need 3.7 GB to train, 256 lose recall (0.92 at
     the same scan cost). PQ and HNSW were not tried at 1M: 6-10x the build time at 100k;
-  * two knobs set recall: partitions probed (30k rows: 1/16 of them 0.89, 1/5 0.98, for about
-    the same 8 ms) and candidates re-scored (100k rows, k=10: 50 re-scored 0.95, 100 0.99, 200
-    1.00).
+  * two knobs set recall: partitions probed (see ``search_params``) and candidates re-scored
+    (100k rows, k=10: 50 re-scored 0.95, 100 0.99, 200 1.00).
 """
 
 from __future__ import annotations
@@ -134,12 +133,12 @@ def index_config(rows: int) -> Any:
 
 
 def search_params(trained_rows: int, k: int) -> SearchParams:
-    # A fifth of the partitions: with real embeddings a query's neighbours spread over many
-    # of them (Recall@10 at 30k rows: 1/16 of them 0.89, 1/5 0.98), and scanning 1-bit codes
-    # is cheap (at 1M rows all partitions cost ~5 ms more than 1/20). The 1-bit codes rank
-    # roughly, so ~200 candidates are re-scored with the stored vectors, whatever k.
+    # A third of the partitions: with real embeddings a query's neighbours spread over many of
+    # them, and scanning 1-bit codes is cheap. Recall@10 (mean, worst query) at 30k rows: 1/16
+    # 0.89, 1/5 0.98, 1/3 0.995 for the same 8 ms; at 1M: 1/5 0.983 (0.4), 1/3 0.989 (0.8) for
+    # 1.5 ms more. The 1-bit codes rank roughly, so ~200 candidates are re-scored exactly.
     partitions = partitions_for(trained_rows)
     return SearchParams(
-        partitions=max(20, partitions // 5),
+        partitions=max(20, partitions // 3),
         refine_factor=max(2, math.ceil(_RESCORED / max(k, 1))),
     )
