@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/ingest_throughput.py                 # 1,500 SciFact docs
     .venv/bin/python benchmarks/ingest_throughput.py --docs 100      # smoke run
     .venv/bin/python benchmarks/ingest_throughput.py --squad 300 --json benchmarks/out/ingest.json
+    .venv/bin/python benchmarks/ingest_throughput.py --embedder fp32   # torch, the model as shipped
 
 Builds a corpus folder (SciFact abstracts as ``# {title}\\n\\n{text}`` Markdown, optionally SQuAD
 paragraphs as .txt) in a temporary folder, loads the app's services once, warms the model, then:
@@ -14,7 +15,8 @@ paragraphs as .txt) in a temporary folder, loads the app's services once, warms 
     parse/chunk/embed/write split and a finer split from timing wrappers on the store and embedder;
 (c) re-ingest of the unchanged folder (hashes only).
 
-The target is end-to-end chunks/s >= 0.80 x pure-embedding chunks/s.
+The targets: end-to-end chunks/s >= 0.80 x pure-embedding chunks/s, and end-to-end >= 100
+chunks/s on 2 cores (issue 6). ``--embedder`` picks the backend (default: the app's, int8).
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ from almanac.app import build_services
 from almanac.core.chunking import embedding_text
 from almanac.core.discovery import walk
 from almanac.core.documents import read_document
+from almanac.core.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
 from almanac.core.ingest import Ingestor, posix
 
 TARGET_RATIO = 0.80
+TARGET_E2E = 100.0  # chunks/s end-to-end on 2 cores
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,10 +74,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override the Ingestor's embed_window (default: the app's)",
     )
     p.add_argument(
+        "--embedder",
+        choices=EMBEDDER_BACKENDS,
+        default=DEFAULT_EMBEDDER_BACKEND,
+        help=f"embedder backend (default: the app's, {DEFAULT_EMBEDDER_BACKEND})",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="torch intra-op threads (default: the app's, physical cores)",
+        help="fp32: torch threads; int8: texts embedded at once, one core each (default: cores)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="int8 only: texts per onnxruntime run (default: OnnxEmbedder's)",
     )
     p.add_argument(
         "--no-windowed",
@@ -146,16 +162,29 @@ def run(args: argparse.Namespace, root: Path, loads: list[dict]) -> int:
     print(f"corpus: {n_files:,} files in {corpus}")
 
     with measure("model load") as load_phase:
-        services = build_services(root / "kb")
+        services = build_services(root / "kb", embedder_backend=args.embedder)
     embedder = services.embedder
     store = services.store
-    if args.threads:
+    ingestor = services.ingestor
+    if args.embedder == "int8" and (args.threads or args.batch_size):
+        from almanac.core.onnx_embedder import DEFAULT_BATCH_SIZE, OnnxEmbedder
+
+        embedder = OnnxEmbedder(
+            threads=args.threads, batch_size=args.batch_size or DEFAULT_BATCH_SIZE
+        )
+        ingestor = Ingestor(store, embedder, ingestor.chunker)
+    elif args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    ingestor = services.ingestor
     if args.embed_window is not None:
         ingestor = Ingestor(store, embedder, ingestor.chunker, embed_window=args.embed_window)
+    model_file = getattr(embedder, "model_file", None)
+    print(
+        f"embedder: {args.embedder} ({type(embedder).__name__}"
+        + (f", {model_file.stat().st_size / 1e6:.1f} MB {model_file}" if model_file else "")
+        + ")"
+    )
     chunker = ingestor.chunker
     window = ingestor.embed_window
     print(
@@ -318,7 +347,14 @@ def run(args: argparse.Namespace, root: Path, loads: list[dict]) -> int:
     )
 
     verdict = "MEETS" if ratio >= TARGET_RATIO else "BELOW"
-    ratio_rows = [["end-to-end / pure (one call)", ratio, verdict]]
+    ratio_rows = [
+        [
+            f"end-to-end chunks/s (target >= {TARGET_E2E:.0f})",
+            e2e_rate,
+            "MEETS" if e2e_rate >= TARGET_E2E else "BELOW",
+        ],
+        ["end-to-end / pure (one call)", ratio, verdict],
+    ]
     if pure_windowed is not None:
         w_rate = len(batch) / pure_windowed.wall
         ratio_rows.append(
@@ -332,7 +368,10 @@ def run(args: argparse.Namespace, root: Path, loads: list[dict]) -> int:
     ratio_rows.append(["per CPU-second: end-to-end / pure (one call)", cpu_ratio, "(load-robust)"])
     ratio_rows.append(["model embed() time / ingest wall", fine["model embed()"] / wall, ""])
     print_table(
-        f"Ratio (target >= {TARGET_RATIO:.2f})", ["ratio", "value", "target"], ratio_rows, digits=3
+        f"Targets (embedder {args.embedder}; ratios >= {TARGET_RATIO:.2f})",
+        ["figure", "value", "target"],
+        ratio_rows,
+        digits=3,
     )
 
     if re_report is not None and re_phase is not None:
@@ -356,6 +395,9 @@ def run(args: argparse.Namespace, root: Path, loads: list[dict]) -> int:
         args.json,
         {
             "benchmark": "ingest_throughput",
+            "embedder": args.embedder,
+            "model_file": str(model_file) if model_file else None,
+            "model_bytes": model_file.stat().st_size if model_file else None,
             "machine": machine_info(),
             "args": {k: str(v) for k, v in vars(args).items()},
             "files": len(files),

@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/retrieval_quality.py --docs 300 --queries 40  # smoke run
     .venv/bin/python benchmarks/retrieval_quality.py --json benchmarks/out/quality-train.json
     .venv/bin/python benchmarks/retrieval_quality.py --split test     # final, untuned figure only
+    .venv/bin/python benchmarks/retrieval_quality.py --embedder int8 --compare-with fp32
+    .venv/bin/python benchmarks/retrieval_quality.py --embedder fp32 --query-embedder int8
 
 The corpus (5,183 abstracts as ``# {title}\\n\\n{text}`` Markdown) is ingested through the real
 ``Ingestor`` into a knowledge base cached under ``benchmarks/out/`` (keyed by a hash of the corpus
@@ -19,6 +21,11 @@ rank = its best chunk's rank), top 10 documents scored with binary relevance (BE
   hybrid  ``Searcher.search(floor=-1)`` (RRF fusion; the floor drops nothing)
 plus the hybrid at the app's default floor, and its null-retrieval rate (every SciFact query has a
 relevant document, so each null answer is a miss).
+
+``--embedder`` picks the backend that builds the KB (each backend has its own cached KB) and, unless
+``--query-embedder`` says otherwise, embeds the queries: fp32 KB + int8 queries is what an old KB
+sees after the switch to int8. ``--compare-with BACKEND`` also reports the cosine between this KB's
+vectors and the other backend's cached KB, chunk by chunk (matched by chunk hash).
 
 Tune on the train split (the default). The test split is for a final, untuned figure.
 """
@@ -55,9 +62,11 @@ from _common import (
     scifact_dir,
     write_scifact_folder,
 )
-from almanac.app import build_services
+from almanac.app import build_embedder, build_services
 from almanac.core.chunking import ChunkingConfig
-from almanac.core.retrieval import RetrievalConfig
+from almanac.core.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
+from almanac.core.retrieval import RetrievalConfig, Searcher
+from almanac.core.store import Store
 
 CUTOFF = 10
 CACHE_FORMAT = 1  # bump when the corpus folder layout changes
@@ -104,6 +113,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--rebuild", action="store_true", help="drop the cached KB and ingest again")
     p.add_argument(
+        "--embedder",
+        choices=EMBEDDER_BACKENDS,
+        default=DEFAULT_EMBEDDER_BACKEND,
+        help=f"backend that builds the KB (default: the app's, {DEFAULT_EMBEDDER_BACKEND})",
+    )
+    p.add_argument(
+        "--query-embedder",
+        choices=EMBEDDER_BACKENDS,
+        default=None,
+        help="backend that embeds the queries (default: --embedder)",
+    )
+    p.add_argument(
+        "--compare-with",
+        choices=EMBEDDER_BACKENDS,
+        default=None,
+        metavar="BACKEND",
+        help="cosine between this KB's vectors and that backend's cached KB (built beforehand)",
+    )
+    p.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="save the figures as JSON"
     )
     p.add_argument(
@@ -116,11 +144,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def cache_key(args: argparse.Namespace, chunking: ChunkingConfig) -> str:
+def cache_key(args: argparse.Namespace, chunking: ChunkingConfig, backend: str) -> str:
     h = hashlib.sha256()
     h.update((scifact_dir(args.eval_dir) / "corpus.jsonl").read_bytes())
     h.update(f"docs={args.docs};format={CACHE_FORMAT};{chunking!r}".encode())
-    return h.hexdigest()[:16]
+    # fp32 keeps the key it had before backends existed, so its cached KB stays valid.
+    suffix = "" if backend == "fp32" else f"-{backend}"
+    return h.hexdigest()[:16] + suffix
+
+
+def vector_agreement(store: Store, other_kb: Path) -> dict[str, float]:
+    """Cosine between the vectors two KBs hold for the same chunk text (same chunk hash)."""
+    import numpy as np
+
+    other = Store.open_existing(other_kb)
+    mine = store.all_chunk_rows(["chunk_hash", "vector"]).to_pydict()
+    theirs = other.all_chunk_rows(["chunk_hash", "vector"]).to_pydict()
+    by_hash = dict(zip(theirs["chunk_hash"], theirs["vector"], strict=True))
+    pairs = [(v, by_hash[h]) for h, v in zip(mine["chunk_hash"], mine["vector"], strict=True)]
+    pairs = [(a, b) for a, b in pairs if b is not None]
+    if not pairs:
+        return {"chunks": 0}
+    a = np.asarray([p[0] for p in pairs], dtype=np.float32)
+    b = np.asarray([p[1] for p in pairs], dtype=np.float32)
+    cos = (a * b).sum(axis=1)
+    return {
+        "chunks": len(cos),
+        "min": float(cos.min()),
+        "p1": float(np.percentile(cos, 1)),
+        "p5": float(np.percentile(cos, 5)),
+        "mean": float(cos.mean()),
+        "median": float(np.median(cos)),
+        "below_0.99": int((cos < 0.99).sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         text_weight=args.text_weight,
         relevance_floor=args.floor,
     )
-    key = cache_key(args, chunking)
+    key = cache_key(args, chunking, args.embedder)
     base = Path(args.cache_dir) / f"scifact-kb-{key}"
+    query_backend = args.query_embedder or args.embedder
     if args.rebuild and base.exists():
         shutil.rmtree(base)
     corpus_dir, kb_dir = base / "corpus", base / "kb"
@@ -167,8 +224,14 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     with measure("model load") as load_phase:
-        services = build_services(kb_dir, chunking=chunking, retrieval=retrieval)
+        services = build_services(
+            kb_dir, embedder_backend=args.embedder, chunking=chunking, retrieval=retrieval
+        )
     embedder, store, searcher = services.embedder, services.store, services.searcher
+    if query_backend != args.embedder:
+        embedder = build_embedder(None, query_backend)
+        searcher = Searcher(store, embedder, retrieval)
+    print(f"KB built by the {args.embedder} embedder; queries by {query_backend}")
     if chunking.max_tokens != embedder.max_tokens:
         print(
             f"WARNING: chunking max_tokens {chunking.max_tokens} != "
@@ -182,6 +245,25 @@ def main(argv: list[str] | None = None) -> int:
     with measure("ingest") as ing:
         report = services.ingestor.ingest([corpus_dir])
     loads.append(load_note("after ingest"))
+    agreement: dict[str, float] | None = None
+    if args.compare_with:
+        other = (
+            Path(args.cache_dir)
+            / (f"scifact-kb-{cache_key(args, chunking, args.compare_with)}")
+            / "kb"
+        )
+        if other.is_dir():
+            agreement = vector_agreement(store, other)
+            print(
+                f"vectors vs the {args.compare_with} KB: "
+                + ", ".join(
+                    f"{k} {v:.5f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in agreement.items()
+                ),
+                flush=True,
+            )
+        else:
+            print(f"WARNING: no cached {args.compare_with} KB at {other}", file=sys.stderr)
     cached = report.chunks_embedded == 0 and report.added == 0 and report.updated == 0
     print(
         f"ingest: {'cached, ' if cached else ''}{report.added} added, "
@@ -277,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in REFERENCE_NDCG10.items():
         rows.append([f"reference (issue, test split): {name}", value, "", "", "", "", ""])
     print_table(
-        f"SciFact {args.split}: {len(qids)} queries, {len(docs):,} docs, "
+        f"SciFact {args.split} (KB {args.embedder}, queries {query_backend}): "
+        f"{len(qids)} queries, {len(docs):,} docs, "
         f"{store.count_chunks():,} chunks; "
         f"doc-level from top {k} chunks; binary relevance",
         ["mode", "nDCG@10", "R@10", f"R@{k}ch", "docs/q", "<10 docs", "ms/q"],
@@ -337,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_info(),
             "args": {k: str(v) for k, v in vars(args).items()},
             "kb": str(kb_dir),
+            "embedder": args.embedder,
+            "query_embedder": query_backend,
+            "vector_agreement": agreement,
             "chunking": repr(chunking),
             "retrieval": repr(retrieval),
             "queries": len(qids),

@@ -19,6 +19,9 @@ from almanac import __version__
 from almanac.core.records import Answer, IngestProgress, SearchFilters, SearchResult
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# The same as core.embedding.EMBEDDER_BACKENDS, repeated so that --help need not import numpy.
+EMBEDDER_BACKENDS = ("int8", "fp32")
+_BACKEND_HELP = "how the embedding model runs: int8 (ONNX, quantized; default) or fp32 (torch)"
 
 
 class CliError(Exception):
@@ -92,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-prune", action="store_true", help="keep documents that vanished from the folders"
     )
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.add_argument("--embedder", choices=EMBEDDER_BACKENDS, help=_BACKEND_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_ingest)
@@ -108,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="only documents modified before YYYY-MM-DD")
     p.add_argument("--floor", type=float, help="relevance floor (cosine similarity)")
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.add_argument("--embedder", choices=EMBEDDER_BACKENDS, help=_BACKEND_HELP)
     p.set_defaults(handler=_cmd_search)
 
     p = sub.add_parser("ask", help="answer a question from the knowledge base, with citations")
@@ -131,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         help="when the documents have nothing, allow a labelled general-knowledge answer",
     )
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.add_argument("--embedder", choices=EMBEDDER_BACKENDS, help=_BACKEND_HELP)
     p.set_defaults(handler=_cmd_ask)
 
     p = sub.add_parser(
@@ -157,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
         "--polling", action="store_true", help="poll instead of OS events (network drives)"
     )
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.add_argument("--embedder", choices=EMBEDDER_BACKENDS, help=_BACKEND_HELP)
     p.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
     p.set_defaults(handler=_cmd_watch)
 
@@ -199,7 +206,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not path.exists() and not path.is_symlink():
             raise CliError(f"no such file or folder: {path}")
-    services = build_services(_kb(args), embedding_model=_embedding_model(args))
+    services = build_services(
+        _kb(args), embedding_model=_embedding_model(args), embedder_backend=args.embedder
+    )
     printer = _ProgressPrinter(sys.stderr, enabled=not args.quiet)
     report = services.ingestor.ingest(
         args.paths, progress=printer, prune=not args.no_prune, force=args.force
@@ -291,7 +300,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         modified_after=args.since,
         modified_before=args.until,
     )
-    searcher = build_services(kb, embedding_model=_embedding_model(args)).searcher
+    searcher = build_services(
+        kb, embedding_model=_embedding_model(args), embedder_backend=args.embedder
+    ).searcher
     if args.jsonl:
         for lineno, line in enumerate(sys.stdin, 1):
             if not line.strip():
@@ -351,7 +362,9 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     kb = _kb(args)
     read_meta(kb)
-    services = build_services(kb, embedding_model=_embedding_model(args))
+    services = build_services(
+        kb, embedding_model=_embedding_model(args), embedder_backend=args.embedder
+    )
     model = args.model if args.model is not None else default_model()
     engine = build_engine(
         model,
@@ -567,7 +580,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     for folder in args.folders:
         if not folder.is_dir():
             raise CliError(f"no such folder: {folder}")
-    services = build_services(_kb(args), embedding_model=_embedding_model(args))
+    services = build_services(
+        _kb(args), embedding_model=_embedding_model(args), embedder_backend=args.embedder
+    )
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -640,6 +655,7 @@ def _add_eval_parser(
         help="progress bars on stderr even when it is not a terminal",
     )
     p.add_argument("--embedding-model", type=Path, metavar="DIR", help=embedder_help)
+    p.add_argument("--embedder", choices=EMBEDDER_BACKENDS, help=_BACKEND_HELP)
     g = p.add_argument_group("answers (when a model is given or $ALMANAC_MODEL is set)")
     g.add_argument(
         "--model", type=Path, metavar="GGUF", help="local GGUF chat model (default: $ALMANAC_MODEL)"
@@ -789,7 +805,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 threads=args.threads,
             )
         doc_of_path = ev.materialize(evalset, docs_dir)
-        services = build_services(kb, embedding_model=_embedding_model(args))
+        services = build_services(
+            kb, embedding_model=_embedding_model(args), embedder_backend=args.embedder
+        )
         try:
             try:
                 read_meta(kb)

@@ -18,6 +18,10 @@ from almanac.core.offline import enforce_offline_env
 
 Vectors = npt.NDArray[np.float32]
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+# How the model runs: "int8" is the ONNX export quantized to int8 (core/onnx_embedder.py), "fp32"
+# the sentence-transformers model as shipped.
+EMBEDDER_BACKENDS = ("int8", "fp32")
+DEFAULT_EMBEDDER_BACKEND = "int8"
 
 
 class EmbeddingError(Exception):

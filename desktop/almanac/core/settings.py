@@ -20,6 +20,7 @@ from typing import Any
 
 from platformdirs import user_config_path
 
+from almanac.core.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
 from almanac.core.prompting import default_system_prompt
 
 SETTINGS_VERSION = 1
@@ -53,6 +54,7 @@ class Settings:
     system_prompt: str | None = None  # None: resources/prompts/system.txt
     theme: str = "system"  # "system" | "light" | "dark"
     max_tokens: int = 512
+    embedder_backend: str = DEFAULT_EMBEDDER_BACKEND  # "int8" (ONNX, quantized) | "fp32"
 
 
 class SettingsError(Exception):
@@ -164,6 +166,12 @@ def _check_max_tokens(v: Any) -> list[str]:
     return [f"Answer length must be between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS} tokens"]
 
 
+def _check_embedder_backend(v: Any) -> list[str]:
+    if v in EMBEDDER_BACKENDS:
+        return []
+    return [f"Embedder backend must be one of {', '.join(EMBEDDER_BACKENDS)}, not {v!r}"]
+
+
 _CHECKS: dict[str, Callable[[Any], list[str]]] = {
     "version": _check_version,
     "model_path": _check_model_path,
@@ -179,6 +187,7 @@ _CHECKS: dict[str, Callable[[Any], list[str]]] = {
     "system_prompt": _check_system_prompt,
     "theme": _check_theme,
     "max_tokens": _check_max_tokens,
+    "embedder_backend": _check_embedder_backend,
 }
 
 
