@@ -313,6 +313,28 @@ def test_policy_plans() -> None:
         AnnPolicy(threshold=0)
 
 
+# -- writes ---------------------------------------------------------------------------------------
+
+
+def test_new_documents_append_and_rewrites_replace(indexed: Store, corpus: Corpus) -> None:
+    rows = indexed.count_chunks()
+    indexed.write_documents([corpus.doc(900, folder="n"), corpus.doc(901, folder="n")])  # new
+    assert indexed.count_chunks() == rows + 2 * PER_DOC
+    # A rewrite with fewer chunks: the stale ones go in the same commit.
+    shorter = corpus.doc(900, folder="n", mtime=T0 + 5)
+    shorter = DocumentWrite(shorter.info, shorter.chunks[:30], shorter.vectors[:30])
+    indexed.write_documents([shorter])
+    ids_now = indexed.all_chunk_rows(["id", "doc_path"]).to_pylist()
+    assert len(ids_now) == rows + PER_DOC + 30
+    assert len({r["id"] for r in ids_now}) == len(ids_now)
+    assert sum(r["doc_path"] == shorter.info.path for r in ids_now) == 30
+    # Chunks without a document row (a crash between the two commits) are replaced, not doubled.
+    indexed._documents.delete("path = '/kb/n/doc-0901.md'")
+    indexed.write_documents([corpus.doc(901, folder="n")])
+    paths = indexed.all_chunk_rows(["doc_path"])["doc_path"].to_pylist()
+    assert paths.count("/kb/n/doc-0901.md") == PER_DOC
+
+
 # -- compaction -----------------------------------------------------------------------------------
 
 
