@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from almanac import __version__
+from almanac.core.offline import enforce_offline_env
 from almanac.core.records import Answer, IngestProgress, SearchFilters, SearchResult
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -29,6 +30,8 @@ class CliError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # First, before any command imports a library that reads these at import time.
+    enforce_offline_env()
     parser = _parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
@@ -737,6 +740,30 @@ def _eval_negatives(args: argparse.Namespace, positives: set[str]) -> tuple[list
     return ea.sample(questions, count, seed=1), str(source)
 
 
+def _check_reused_kb(
+    kb: Path, indexed: set[str], doc_of_path: dict[str, str], dataset: str
+) -> None:
+    """A knowledge base built from other files would score every query 0 without complaint."""
+    matched = len(indexed & set(doc_of_path))
+    if matched == 0:
+        raise CliError(
+            f"the knowledge base in {kb} holds none of the {len(doc_of_path)} documents of "
+            f"{dataset} (it was built from other files); give --kb a new folder or leave it out"
+        )
+    if matched < len(doc_of_path):
+        print(
+            f"almanac eval: warning: {len(doc_of_path) - matched} of the {len(doc_of_path)} "
+            f"documents of {dataset} are not in {kb}; their queries can't find them",
+            file=sys.stderr,
+        )
+    if len(indexed) > matched:
+        print(
+            f"almanac eval: warning: {kb} also holds {len(indexed) - matched} document(s) "
+            "that are not part of the dataset",
+            file=sys.stderr,
+        )
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
@@ -815,6 +842,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             except Exception:
                 indexed = False
             if indexed:
+                _check_reused_kb(kb, set(services.store.documents()), doc_of_path, evalset.name)
                 print(f"reusing the index in {kb}", file=sys.stderr)
             else:
                 source = evalset.folder if evalset.folder is not None else docs_dir

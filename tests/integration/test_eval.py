@@ -602,3 +602,22 @@ def test_cli_eval_usage_and_input_errors(tmp_path: Path, tiny_gguf) -> None:
     assert no_negatives.returncode == 1, no_negatives.stderr
     assert "negative questions not found" in no_negatives.stderr
     assert "indexing" not in no_negatives.stderr
+
+
+def test_cli_eval_reuses_its_kb_and_refuses_one_built_from_other_files(
+    tmp_path: Path, sample_kb: Path
+) -> None:
+    beir = write_beir(tmp_path / "beir")
+    kb = tmp_path / "kb"
+    first = cli("eval", "--beir", str(beir), "--limit", "4", "--json", "--kb", str(kb))
+    assert first.returncode == 0, first.stderr
+    again = cli("eval", "--beir", str(beir), "--limit", "4", "--json", "--kb", str(kb))
+    assert again.returncode == 0, again.stderr
+    assert "reusing the index" in again.stderr and "warning" not in again.stderr
+    assert json.loads(again.stdout)["ndcg@10"] == json.loads(first.stdout)["ndcg@10"]
+
+    other = tmp_path / "other-kb"
+    assert cli("ingest", str(sample_kb), "--kb", str(other), "-q").returncode == 0
+    wrong = cli("eval", "--beir", str(beir), "--limit", "4", "--json", "--kb", str(other))
+    assert wrong.returncode == 1
+    assert "holds none of the" in wrong.stderr and wrong.stdout == ""
