@@ -18,7 +18,7 @@ Modes, each asked for ``--k-chunks`` (50) chunks, deduplicated to documents in r
 rank = its best chunk's rank), top 10 documents scored with binary relevance (BEIR qrels):
   vector  ``store.vector_search`` (all-MiniLM-L6-v2, cosine)
   bm25    ``store.text_search`` (LanceDB full-text index over heading + text)
-  hybrid  ``Searcher.search(floor=-1)`` (RRF fusion; the floor drops nothing)
+  hybrid  ``Searcher.search(floor=-1)`` (``retrieval.fuse``; the floor drops nothing)
 plus the hybrid at the app's default floor, and its null-retrieval rate (every SciFact query has a
 relevant document, so each null answer is a miss).
 
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = {
         "vector": "vector only (store.vector_search)",
         "bm25": "BM25 only (store.text_search)",
-        "hybrid": "hybrid RRF (Searcher.search, floor=-1)",
+        "hybrid": "hybrid (Searcher.search, floor=-1)",
         "hybrid@floor": f"hybrid at floor {args.floor:g} (null = miss)",
     }
     for m in modes:

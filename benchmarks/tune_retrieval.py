@@ -18,6 +18,11 @@ Datasets (never SciFact test: it is reported once, untuned, by ``retrieval_quali
   squad     SQuAD v1.1 dev: all 2,067 paragraphs; a seeded sample of ``--squad-queries`` questions
   docugami  Docugami SEC 10-Q: 20 PDFs, 195 questions labelled with source files
 Metrics are document-level (a document ranks at its best chunk), as in ``almanac eval``.
+
+``--chunking TARGET/OVERLAP`` and ``--embedder int8`` measure another chunking or the int8 backend:
+each such variant gets its own knowledge bases (``<kb>-t<TARGET>o<OVERLAP>-<embedder>``), built
+from the same sources, so the grid compares like with like. Building one prints its ingest time
+and chunk count.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import numpy as np
 from _common import OUT_DIR, add_eval_dir_arg, print_table, safe_name, save_json
 from almanac.core import eval as ev
 from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.embedding import SentenceTransformerEmbedder
+from almanac.core.embedding import Embedder, SentenceTransformerEmbedder
 from almanac.core.ingest import Ingestor
 from almanac.core.lexical import LEXICAL_VERSION
 from almanac.core.retrieval import RetrievalConfig, fuse, text_confidence
@@ -76,35 +81,65 @@ class DatasetCache:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """How the knowledge bases are built: the defaults are the cached fp32 KBs' settings."""
+
+    target_tokens: int = ChunkingConfig().target_tokens
+    overlap_tokens: int = ChunkingConfig().overlap_tokens
+    embedder: str = "fp32"
+
+    @property
+    def tag(self) -> str:
+        if self == Variant():
+            return ""
+        return f"-t{self.target_tokens}o{self.overlap_tokens}-{self.embedder}"
+
+    def kb(self, default: Path) -> Path:
+        if not self.tag:
+            return default
+        return default.parent.with_name(default.parent.name + self.tag) / default.name
+
+    def make_embedder(self) -> Embedder:
+        if self.embedder == "int8":
+            from almanac.core.onnx_embedder import OnnxEmbedder
+
+            return OnnxEmbedder()
+        # The model itself (sentence-transformers, fp32), whatever the app's default backend:
+        # the cached KBs were built with it, and queries must be embedded as their chunks were.
+        return SentenceTransformerEmbedder(None)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     kb: Path
+    variant: Variant
     load: Callable[[], tuple[list[ev.EvalQuery], dict[str, str], Path | None]]
     # -> queries, {kb path: doc id}, folder to ingest when the KB is missing (None: must exist)
 
 
-def _scifact_spec(eval_dir: Path, kb: Path | None) -> DatasetSpec:
+def _scifact_spec(eval_dir: Path, kb: Path | None, variant: Variant) -> DatasetSpec:
     if kb is None:
-        found = sorted(OUT_DIR.glob("scifact-kb-*/kb"))
+        found = sorted(p for p in OUT_DIR.glob("scifact-kb-*/kb") if (p.parent / "corpus").is_dir())
         if not found:
             sys.exit("no cached SciFact KB: run benchmarks/retrieval_quality.py once first")
         kb = found[0]
+    corpus = kb.parent / "corpus"
 
     def load() -> tuple[list[ev.EvalQuery], dict[str, str], Path | None]:
         es = ev.load_beir(eval_dir / "scifact", "train")
-        corpus = kb.parent / "corpus"
         # As the knowledge base names files: absolute, forward slashes.
         mapping = {
             Path(os.path.abspath(corpus / f"{safe_name(d.id)}.md")).as_posix(): d.id
             for d in es.documents or []
         }
-        return es.queries, mapping, None
+        return es.queries, mapping, corpus if variant.tag else None
 
-    return DatasetSpec("scifact-train", kb, load)
+    return DatasetSpec("scifact-train", variant.kb(kb), variant, load)
 
 
-def _squad_spec(eval_dir: Path, n_queries: int, seed: int) -> DatasetSpec:
-    kb = OUT_DIR / "squad-kb" / "kb"
+def _squad_spec(eval_dir: Path, n_queries: int, seed: int, variant: Variant) -> DatasetSpec:
+    kb = variant.kb(OUT_DIR / "squad-kb" / "kb")
 
     def load() -> tuple[list[ev.EvalQuery], dict[str, str], Path | None]:
         es = ev.load_squad(eval_dir / "squad" / "dev-v1.1.json")
@@ -114,18 +149,18 @@ def _squad_spec(eval_dir: Path, n_queries: int, seed: int) -> DatasetSpec:
             queries = random.Random(seed).sample(queries, n_queries)
         return queries, mapping, kb.parent / f"{kb.name}-docs"
 
-    return DatasetSpec(f"squad-dev-{n_queries}q", kb, load)
+    return DatasetSpec(f"squad-dev-{n_queries}q", kb, variant, load)
 
 
-def _docugami_spec(eval_dir: Path) -> DatasetSpec:
-    kb = OUT_DIR / "docugami-kb" / "kb"
+def _docugami_spec(eval_dir: Path, variant: Variant) -> DatasetSpec:
+    kb = variant.kb(OUT_DIR / "docugami-kb" / "kb")
     root = eval_dir / "docugami-sec-10-q" / "data" / "v1"
 
     def load() -> tuple[list[ev.EvalQuery], dict[str, str], Path | None]:
         es = ev.load_folder_csv(root / "docs", root / "qna_data.csv")
         return es.queries, ev.materialize(es, kb.parent / "unused"), root / "docs"
 
-    return DatasetSpec("docugami", kb, load)
+    return DatasetSpec("docugami", kb, variant, load)
 
 
 def build_cache(spec: DatasetSpec, depth: int, refresh: bool) -> DatasetCache:
@@ -139,16 +174,23 @@ def build_cache(spec: DatasetSpec, depth: int, refresh: bool) -> DatasetCache:
     if path.is_file() and not refresh:
         return _load_cache(path)
 
-    # The model itself (sentence-transformers, fp32), whatever the app's default backend: the
-    # cached KBs were built with it, and queries must be embedded as their chunks were.
-    embedder = SentenceTransformerEmbedder(None)
+    embedder = spec.variant.make_embedder()
     store = Store(spec.kb, dim=embedder.dim, embedder_name=embedder.name)
     if store.count_chunks() == 0:
         if source is None:
             sys.exit(f"{spec.name}: empty KB at {spec.kb}")
         print(f"{spec.name}: indexing {source} into {spec.kb} ...", flush=True)
-        chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_tokens))
-        Ingestor(store, embedder, chunker).ingest([source])
+        config = ChunkingConfig(
+            target_tokens=spec.variant.target_tokens,
+            overlap_tokens=spec.variant.overlap_tokens,
+            max_tokens=embedder.max_tokens,
+        )
+        chunker = Chunker(embedder.count_tokens, config)
+        report = Ingestor(store, embedder, chunker).ingest([source])
+        print(
+            f"{spec.name}: {report.chunks_embedded:,} chunks embedded in {report.seconds:.1f}s",
+            flush=True,
+        )
     t0 = time.perf_counter()
     table = store.all_chunk_rows(["id", "doc_path", "ordinal", "vector"])
     chunk_ids = [str(x) for x in table["id"].to_pylist()]
@@ -518,11 +560,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="save the figures as JSON"
     )
+    p.add_argument(
+        "--chunking",
+        default=f"{ChunkingConfig().target_tokens}/{ChunkingConfig().overlap_tokens}",
+        metavar="TARGET/OVERLAP",
+        help="chunk target and overlap in tokens (default: the app's)",
+    )
+    p.add_argument("--embedder", choices=["fp32", "int8"], default="fp32", help="KB backend (fp32)")
     args = p.parse_args(argv)
+    try:
+        target, overlap = (int(x) for x in args.chunking.split("/"))
+    except ValueError:
+        p.error("--chunking takes TARGET/OVERLAP, e.g. 160/32")
+    variant = Variant(target, overlap, args.embedder)
     specs = {
-        "scifact": lambda: _scifact_spec(args.eval_dir, args.scifact_kb),
-        "squad": lambda: _squad_spec(args.eval_dir, args.squad_queries, args.seed),
-        "docugami": lambda: _docugami_spec(args.eval_dir),
+        "scifact": lambda: _scifact_spec(args.eval_dir, args.scifact_kb, variant),
+        "squad": lambda: _squad_spec(args.eval_dir, args.squad_queries, args.seed, variant),
+        "docugami": lambda: _docugami_spec(args.eval_dir, variant),
     }
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in specs]
