@@ -327,26 +327,75 @@ def test_backend_choices_are_validated() -> None:
         build_embedder(None, "int4")
 
 
-def test_inference_slots_are_first_come_first_served() -> None:
-    from almanac.core.onnx_embedder import _FairSlots
+def test_sessions_are_first_come_first_served() -> None:
+    from almanac.core.onnx_embedder import _SessionPool
 
-    slots = _FairSlots(1)
+    pool = _SessionPool(1, object)
     order: list[str] = []
     queued = threading.Event()
 
     def waiter() -> None:
         queued.set()
-        with slots:
+        with pool.session():
             order.append("waiter")
 
-    with slots:
+    with pool.session():
         thread = threading.Thread(target=waiter)
         thread.start()
         queued.wait(5)
-        while not slots._waiting:  # until the waiter is in the queue
+        while not pool._waiting:  # until the waiter is in the queue
             time.sleep(0.001)
     # The holder comes straight back; the one already waiting must go first.
-    with slots:
+    with pool.session():
         order.append("holder again")
     thread.join(5)
     assert order == ["waiter", "holder again"]
+    assert pool.created == 1
+
+
+def test_one_session_per_concurrent_run_made_on_demand(sample_texts) -> None:
+    embedder = OnnxEmbedder(cache_dir=SHARED_CACHE, threads=2)
+    embedder.embed_query("how do I reset my password?")
+    assert embedder._sessions.created == 1  # a process that only searches holds one
+    expected = np.stack([embedder.embed_query(t) for t in sample_texts[:16]])
+    np.testing.assert_allclose(embedder.embed(sample_texts[:16]), expected, atol=1e-6)
+    assert embedder._sessions.created <= 2  # never more than the workers
+
+
+def test_a_session_is_made_only_when_all_are_busy() -> None:
+    from almanac.core.onnx_embedder import _SessionPool
+
+    pool = _SessionPool(2, object)
+    with pool.session() as a:
+        pass
+    with pool.session() as b:  # reused, not a new one
+        assert b is a and pool.created == 1
+        with pool.session() as c:  # the first is busy: a second is made
+            assert c is not a and pool.created == 2
+            got: list[object] = []
+            thread = threading.Thread(target=lambda: got.append(pool.session().__enter__()))
+            thread.start()
+            thread.join(0.2)
+            assert thread.is_alive() and pool.created == 2  # at the limit: it waits
+        thread.join(5)
+        assert got == [c]
+
+
+def test_session_pool_survives_a_failed_factory() -> None:
+    from almanac.core.onnx_embedder import _SessionPool
+
+    made: list[object] = []
+
+    def factory() -> object:
+        if made:
+            raise RuntimeError("out of memory")
+        made.append(object())
+        return made[-1]
+
+    pool = _SessionPool(2, factory)
+    with pool.session() as first:
+        with pytest.raises(RuntimeError), pool.session():
+            pass
+        assert pool.created == 1
+    with pool.session() as again:  # the working session is still handed out
+        assert again is first
