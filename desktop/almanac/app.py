@@ -117,7 +117,9 @@ def build_services(
     embedder = build_embedder(embedding_model, embedder_backend)
     store = Store(kb_dir, dim=embedder.dim, embedder_name=embedder.name)
     chunker = Chunker(
-        embedder.count_tokens, chunking or ChunkingConfig(max_tokens=embedder.max_tokens)
+        embedder.count_tokens,
+        chunking or ChunkingConfig(max_tokens=embedder.max_tokens),
+        token_offsets=embedder.token_offsets,
     )
     return Services(
         store=store,

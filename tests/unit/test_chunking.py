@@ -119,3 +119,46 @@ def test_config_validation() -> None:
         ChunkingConfig(target_tokens=300, max_tokens=256)
     with pytest.raises(ValueError):
         ChunkingConfig(target_tokens=50, overlap_tokens=50)
+
+
+EDGE_TEXTS = [
+    "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e. " * 60,  # accents the normalizer strips
+    "\u540c\u6b65\u6587\u4ef6\u5939\u3002 " * 120 + "\n\nEnd.",  # CJK: one token per character
+    "See https://example.com/a/very/long/path?with=query&and=more for details. " * 30,
+    "Line one\x1cline two\x1dline three.\u2028Next. " * 50,  # control chars Python calls space
+    ("x" * 3000) + " tail words here.",  # a giant word cut by size
+    "Emoji \U0001f600 and symbols \u00a9 \u2122 (tm). " * 80,
+    "Tabs\tand   many    spaces\n\n\n\nand blank lines.\r\n" * 40,
+]
+
+
+@pytest.mark.parametrize("config", [ChunkingConfig(), ChunkingConfig(60, 256, 12)])
+def test_counting_from_offsets_gives_the_same_chunks(embedder, sample_kb, config) -> None:
+    from almanac.core.documents import read_document
+
+    per_span = Chunker(embedder.count_tokens, config)
+    from_offsets = Chunker(embedder.count_tokens, config, token_offsets=embedder.token_offsets)
+    docs = [(str(p), read_document(p)) for p in sorted(sample_kb.rglob("*")) if p.is_file()]
+    docs += [(f"/kb/edge-{i}.txt", _doc(t)) for i, t in enumerate(EDGE_TEXTS)]
+    assert len(docs) > len(EDGE_TEXTS) + 5
+    for path, doc in docs:
+        expected = per_span.chunk_document(path, doc)
+        got = from_offsets.chunk_document(path, doc)
+        assert [(c.start, c.end, c.chunk_hash) for c in got] == [
+            (c.start, c.end, c.chunk_hash) for c in expected
+        ], path
+        for c in got:  # and the budget holds, whatever the counts were
+            assert embedder.count_tokens(embedding_text(c.heading_path, c.text)) + 2 <= 256
+
+
+def test_a_token_across_a_cut_counts_on_both_sides() -> None:
+    text = "alpha beta gamma delta"
+    # A fake tokenizer whose one token straddles the space between beta and gamma.
+    offsets = [(0, 5), (6, 13), (13, 16), (17, 22)]
+    chunker = Chunker(
+        lambda s: len(s.split()), ChunkingConfig(2, 8, 0, 0), token_offsets=lambda _: offsets
+    )
+    chunks = chunker.chunk_document("/kb/x.txt", _doc(text, heading=()))
+    # gamma counts the straddling token too (2), so it can't share a 2-token chunk with delta;
+    # counted once, on beta's side only, it would have (gamma + delta = 2).
+    assert [c.text for c in chunks] == ["alpha beta", "gamma", "delta"]

@@ -42,6 +42,10 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) of each token ``count_tokens`` counts, in order."""
+        ...
+
     def embed(self, texts: list[str]) -> Vectors: ...
 
     def embed_query(self, text: str) -> Vectors: ...
@@ -113,6 +117,9 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return list(self._counter.encode(text, add_special_tokens=False).offsets)
 
     def embed(self, texts: list[str]) -> Vectors:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)

@@ -184,6 +184,9 @@ class OnnxEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return list(self._counter.encode(text, add_special_tokens=False).offsets)
+
     def embed(self, texts: list[str]) -> Vectors:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         if not texts:
