@@ -38,7 +38,7 @@ from almanac.core.offline import enforce_offline_env
 log = logging.getLogger(__name__)
 
 # Bump when the recipe below changes in a way that changes the exported file.
-EXPORT_RECIPE = 1
+EXPORT_RECIPE = 2
 VARIANTS = ("int8", "fp32")
 CACHE_DIR_ENV = "ALMANAC_MODEL_CACHE_DIR"
 DATA_DIR_ENV = "ALMANAC_DATA_DIR"  # the same override core/history.py honours
@@ -262,9 +262,13 @@ def _export(model_dir: Path, spec: ModelSpec, variant: str, work: Path) -> dict[
     fp32 = work / "model-fp32.onnx"
     probe_ids, probe_mask, reference = _torch_export(model_dir, fp32)
     out = work / MODEL_FILE
+    fused_norms = False
     if variant == "int8":
-        _quantize(fp32, out)
+        fused = work / "model-fused.onnx"
+        fused_norms = _fuse_norms(fp32, fused)
+        _quantize(fused if fused_norms else fp32, out)
         fp32.unlink()
+        fused.unlink(missing_ok=True)
     else:
         fp32.replace(out)
     _check_export(out, variant, probe_ids, probe_mask, reference)
@@ -272,6 +276,7 @@ def _export(model_dir: Path, spec: ModelSpec, variant: str, work: Path) -> dict[
     return {
         "recipe": EXPORT_RECIPE,
         "variant": variant,
+        "fused_norms": fused_norms,
         "source": str(model_dir),
         "dim": spec.dim,
         "max_seq_length": spec.max_seq_length,
@@ -348,11 +353,42 @@ def _torch_export(model_dir: Path, out: Path) -> tuple[np.ndarray, np.ndarray, n
     return ids.numpy(), mask.numpy(), reference
 
 
+def _fuse_norms(source: Path, out: Path) -> bool:
+    """LayerNormalization and Gelu+bias fused into single ops before quantizing: the quantized
+    graph then runs ~8% faster (2 cores: 153 vs 142 passages/s) with the same accuracy (cosine to
+    fp32 0.994 either way). Attention and skip-layer-norm fusion are left out: they quantize to a
+    slower graph (128/s). False, and the graph unfused, when the optimizer doesn't apply."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    options.enable_attention = False
+    options.enable_skip_layer_norm = False
+    options.enable_bias_skip_layer_norm = False
+    options.enable_embed_layer_norm = False
+    options.enable_gelu_approximation = False  # exact erf Gelu, as the model was trained
+    root = logging.getLogger()
+    quiet = _DropRecords()
+    root.addFilter(quiet)
+    try:
+        model = optimize_model(
+            str(source), model_type="bert", optimization_options=options, opt_level=0
+        )
+        model.save_model_to_file(str(out))
+    except Exception as exc:  # an architecture the fusions don't know: quantize it unfused
+        log.info("layer-norm fusion skipped for %s: %s", source, exc)
+        return False
+    finally:
+        root.removeFilter(quiet)
+    return True
+
+
 def _quantize(source: Path, out: Path) -> None:
     """Dynamic int8: weights per output channel (signed), activations quantized per batch at run
     time (unsigned, the VNNI u8 x s8 path). Per-tensor weights lose too much (cosine ~0.945 to
     fp32); per-channel keeps ~0.994. The embedding table (Gather) is quantized too: its share of
     the error is small and it is most of the file size."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -366,6 +402,9 @@ def _quantize(source: Path, out: Path) -> None:
             per_channel=True,
             reduce_range=False,
             weight_type=QuantType.QInt8,
+            # Fused ops (onnxruntime's com.microsoft domain) have no shape inference in onnx:
+            # their outputs are float.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     except Exception as exc:
         raise EmbeddingError(f"int8 quantization of the exported model failed: {exc}") from exc
