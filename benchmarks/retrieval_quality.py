@@ -150,6 +150,13 @@ def cache_key(args: argparse.Namespace, chunking: ChunkingConfig, backend: str) 
     h.update(f"docs={args.docs};format={CACHE_FORMAT};{chunking!r}".encode())
     # fp32 keeps the key it had before backends existed, so its cached KB stays valid.
     suffix = "" if backend == "fp32" else f"-{backend}"
+    if backend != "fp32":
+        # The exported model's own key (recipe, sources, versions): a new export means new
+        # vectors, so a KB embedded by the previous one is not reused.
+        from almanac.core.embedding import bundled_model_path
+        from almanac.core.onnx_export import cache_key as export_key
+
+        h.update(export_key(bundled_model_path(), backend).encode())
     return h.hexdigest()[:16] + suffix
 
 
