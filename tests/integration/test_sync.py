@@ -322,3 +322,32 @@ def test_killed_mid_sync_then_restarted_reconciles(kb, docs: Path, tmp_path: Pat
     assert len(Store.open_existing(kb.path).documents()) == 599
     assert 0 < indexed_at_kill < 600, "the kill was meant to land mid-sync"
     assert "reconciled: added" in log2.read_text()
+
+
+QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+@pytest.mark.skipif(
+    not (QUEUE_LIMIT.exists() and os.access(QUEUE_LIMIT, os.W_OK)),
+    reason="needs Linux inotify and root, to give the watcher a tiny event queue",
+)
+def test_changes_lost_in_an_inotify_overflow_are_found(kb, docs: Path) -> None:
+    old = QUEUE_LIMIT.read_text()
+    QUEUE_LIMIT.write_text("8")  # an inotify instance keeps the limit it was created with
+    try:
+        sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
+        sync.start()
+    finally:
+        QUEUE_LIMIT.write_text(old)
+    try:
+        assert sync.wait_idle(WAIT)
+        assert sync.stats.reconciles == 1  # the start-up one
+        for i in range(200):  # ~1,200 events into a queue of 8: most are dropped by the kernel
+            (docs / f"note-{i:03d}.md").write_text(
+                f"# Note {i}\n\nTicket {i:05d} was escalated to tier two.\n", encoding="utf-8"
+            )
+        settle(kb.store, docs, sync)
+        assert sync.stats.reconciles >= 2  # the overflow happened, and was answered from the disk
+        assert "Ticket 00137" in doc_text(kb.store, docs / "note-137.md")
+    finally:
+        sync.stop()

@@ -10,13 +10,20 @@ Two threads per sync, with a strict division of labour:
 Deciding from the disk rather than from the event sequence is what makes editors' atomic saves
 (write a temp file, rename it over the original) one update with no delete in between, and what
 makes a storm of events cost one ingest per file.
+
+When the kernel's inotify queue overflows, events are lost: watchdog rebuilds its watches but only
+logs it. A log handler turns that warning into a full reconciliation of every running sync, the
+same one as at start-up, so lost changes are found from the disk within seconds, not at the next
+start.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +41,39 @@ from almanac.core.writer_lock import WriterBusyError, exclusive_writer
 # Events that say something about a path's content or existence. Opened/closed-without-write are
 # left out on purpose: the Ingestor reading a file produces them, which would loop forever.
 _RELEVANT = frozenset({"created", "modified", "deleted", "moved", "closed"})
+
+
+log = logging.getLogger(__name__)
+
+# watchdog's inotify backend logs this (and nothing else tells the application) on IN_Q_OVERFLOW.
+_OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+
+
+class _OverflowAlarm(logging.Handler):
+    """Runs on an observer thread: asks every running sync to reconcile, nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.syncs: weakref.WeakSet[FolderSync] = weakref.WeakSet()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" not in record.getMessage().lower():
+            return
+        for sync in list(self.syncs):
+            sync.request_reconcile("events were lost (inotify queue overflow)")
+
+
+_ALARM = _OverflowAlarm()
+
+
+def _arm_overflow_alarm(sync: FolderSync) -> None:
+    logger = logging.getLogger(_OVERFLOW_LOGGER)
+    if _ALARM not in logger.handlers:
+        logger.addHandler(_ALARM)
+    # The warning must be emitted even when the application logs only errors.
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    _ALARM.syncs.add(sync)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +119,7 @@ class SyncStats:
     failed: int = 0
     chunks_embedded: int = 0
     chunks_written: int = 0
+    reconciles: int = 0  # the start-up one, plus one per overflow of the event queue
 
 
 @dataclass(slots=True)
@@ -152,6 +193,7 @@ class FolderSync:
         self._busy = False
         self._wakes = 0  # bumped when the sync thread must re-check: see _record
         self._reconciled = threading.Event()
+        self._reconcile_reason = ""  # set: reconcile again before the next batch (see overflow)
         self._observers: list[BaseObserver] = []
         self._thread: threading.Thread | None = None
 
@@ -168,6 +210,7 @@ class FolderSync:
         for folder in self.folders:
             if not folder.is_dir():
                 raise FileNotFoundError(f"no such folder: {folder}")
+        _arm_overflow_alarm(self)
         # Observers first: an edit made during the reconciliation is then recorded, not lost.
         for folder in self.folders:
             observer: BaseObserver = (
@@ -184,6 +227,7 @@ class FolderSync:
         """Stop watching, let the batch in progress finish, join. Unapplied paths are left to
         the next start-up reconciliation, which finds them from the disk."""
         self._stop.set()
+        _ALARM.syncs.discard(self)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:
@@ -226,12 +270,24 @@ class FolderSync:
         """True once reconciled with nothing pending and no batch running (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not (self._reconciled.is_set() and not self._pending and not self._busy):
+            while not (
+                self._reconciled.is_set()
+                and not self._pending
+                and not self._busy
+                and not self._reconcile_reason
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.05))
         return True
+
+    def request_reconcile(self, reason: str) -> None:
+        """Compare the whole knowledge base with the disk again, before the next batch: for when
+        change events may have been lost. Cheap; any thread."""
+        with self._cond:
+            self._reconcile_reason = reason
+            self._wake()
 
     # -- the observer side (cheap, never blocks on indexing) -----------------------------------
 
@@ -279,6 +335,12 @@ class FolderSync:
                 self._cond.notify_all()
         while not self._stop.is_set():
             try:
+                with self._cond:
+                    reason, self._reconcile_reason = self._reconcile_reason, ""
+                if reason:
+                    log.warning("%s: comparing every file with the index again", reason)
+                    self._reconcile()
+                    continue
                 batch = self._next_batch()
                 if batch:
                     self._apply(batch)
@@ -306,6 +368,8 @@ class FolderSync:
         """Block until some paths have settled (or stop); take up to ``max_batch`` of them."""
         while not self._stop.is_set():
             with self._cond:
+                if self._reconcile_reason:
+                    return {}  # the caller reconciles first
                 batch, soonest = self._take_settled()
                 if batch:
                     self._busy = True
@@ -435,6 +499,7 @@ class FolderSync:
             failed=s.failed + len(report.failed),
             chunks_embedded=s.chunks_embedded + report.chunks_embedded,
             chunks_written=s.chunks_written + report.chunks_written,
+            reconciles=s.reconciles + (1 if reconcile else 0),
         )
         self._last_sync = time.time()
         result = BatchResult(
