@@ -333,10 +333,16 @@ QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
 )
 def test_changes_lost_in_an_inotify_overflow_are_found(kb, docs: Path) -> None:
     old = QUEUE_LIMIT.read_text()
-    QUEUE_LIMIT.write_text("8")  # an inotify instance keeps the limit it was created with
+    sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
+    # An inotify instance keeps the limit it was created with. watchdog creates it on its own
+    # thread, some time after start(): the limit is restored only once an event came through.
+    QUEUE_LIMIT.write_text("8")
     try:
-        sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
         sync.start()
+        assert sync.wait_idle(WAIT)
+        probe = docs / "probe.md"
+        probe.write_text("# Probe\n\nThe watcher is up.\n", encoding="utf-8")
+        wait_for(lambda: key(probe) in kb.store.documents(), what="the probe file")
     finally:
         QUEUE_LIMIT.write_text(old)
     try:
