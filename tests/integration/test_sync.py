@@ -338,22 +338,23 @@ def test_changes_lost_in_an_inotify_overflow_are_found(kb, docs: Path) -> None:
     # thread, some time after start(): the limit is restored only once an event came through.
     QUEUE_LIMIT.write_text("8")
     try:
-        sync.start()
+        try:
+            sync.start()
+            assert sync.wait_idle(WAIT)
+            assert sync.stats.reconciles == 1  # the start-up one
+            probe = docs / "probe.md"
+            probe.write_text("# Probe\n\nThe watcher is up.\n", encoding="utf-8")
+            wait_for(lambda: key(probe) in kb.store.documents(), what="the probe file")
+        finally:
+            QUEUE_LIMIT.write_text(old)
         assert sync.wait_idle(WAIT)
-        probe = docs / "probe.md"
-        probe.write_text("# Probe\n\nThe watcher is up.\n", encoding="utf-8")
-        wait_for(lambda: key(probe) in kb.store.documents(), what="the probe file")
-    finally:
-        QUEUE_LIMIT.write_text(old)
-    try:
-        assert sync.wait_idle(WAIT)
-        assert sync.stats.reconciles == 1  # the start-up one
+        before = sync.stats.reconciles  # 1, or 2 if even the probe's few events overflowed
         for i in range(200):  # ~1,200 events into a queue of 8: most are dropped by the kernel
             (docs / f"note-{i:03d}.md").write_text(
                 f"# Note {i}\n\nTicket {i:05d} was escalated to tier two.\n", encoding="utf-8"
             )
         settle(kb.store, docs, sync)
-        assert sync.stats.reconciles >= 2  # the overflow happened, and was answered from the disk
+        assert sync.stats.reconciles > before  # the overflow happened, answered from the disk
         assert "Ticket 00137" in doc_text(kb.store, docs / "note-137.md")
     finally:
         sync.stop()
