@@ -28,6 +28,26 @@ class EmbeddingError(Exception):
     pass
 
 
+class TokenMeasure:
+    """A model's own tokenizer without truncation or padding: the real length of a text and where
+    each of its tokens lies (what the chunker measures with). Shared by both backends."""
+
+    def __init__(self, tokenizer_json: str) -> None:
+        from tokenizers import Tokenizer
+
+        # The models' tokenizer setups truncate (at 128 or max_seq_length) and so would hide
+        # exactly the overflow being measured.
+        self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def count(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+
+
 class Embedder(Protocol):
     """What the rest of the core needs from an embedding model."""
 
@@ -94,12 +114,7 @@ class SentenceTransformerEmbedder:
         getter = getattr(model, "get_embedding_dimension", None)
         self._dim = int(getter() if getter else model.get_sentence_embedding_dimension())
         self._max_tokens = int(model.max_seq_length)
-        backend = self._model.tokenizer.backend_tokenizer
-        # Count the real length: the default tokenizer setup would truncate at max_seq_length
-        # and so hide exactly the overflow we are measuring.
-        self._counter = backend.__class__.from_str(backend.to_str())
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._measure = TokenMeasure(self._model.tokenizer.backend_tokenizer.to_str())
         # torch inference isn't safe to share between threads calling concurrently.
         self._lock = threading.Lock()
 
@@ -116,10 +131,10 @@ class SentenceTransformerEmbedder:
         return self._name
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return self._measure.count(text)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        return list(self._counter.encode(text, add_special_tokens=False).offsets)
+        return self._measure.offsets(text)
 
     def embed(self, texts: list[str]) -> Vectors:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from almanac.core.embedding import (
     BUNDLED_MODEL_NAME,
     EmbeddingError,
+    TokenMeasure,
     Vectors,
     bundled_model_path,
 )
@@ -156,10 +157,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_str(tokenizer_json)
         self._tokenizer.enable_truncation(self._max_tokens)
         self._tokenizer.no_padding()
-        # Counting must see the real length, overflow included.
-        self._counter = Tokenizer.from_str(tokenizer_json)
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        self._measure = TokenMeasure(tokenizer_json)
 
     @property
     def dim(self) -> int:
@@ -182,10 +180,10 @@ class OnnxEmbedder:
         return self._exported.model_file
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return self._measure.count(text)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        return list(self._counter.encode(text, add_special_tokens=False).offsets)
+        return self._measure.offsets(text)
 
     def embed(self, texts: list[str]) -> Vectors:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
