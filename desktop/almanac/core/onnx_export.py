@@ -367,19 +367,15 @@ def _fuse_norms(source: Path, out: Path) -> bool:
     options.enable_bias_skip_layer_norm = False
     options.enable_embed_layer_norm = False
     options.enable_gelu_approximation = False  # exact erf Gelu, as the model was trained
-    root = logging.getLogger()
-    quiet = _DropRecords()
-    root.addFilter(quiet)
     try:
-        model = optimize_model(
-            str(source), model_type="bert", optimization_options=options, opt_level=0
-        )
-        model.save_model_to_file(str(out))
+        with _quiet_root_logger():
+            model = optimize_model(
+                str(source), model_type="bert", optimization_options=options, opt_level=0
+            )
+            model.save_model_to_file(str(out))
     except Exception as exc:  # an architecture the fusions don't know: quantize it unfused
         log.info("layer-norm fusion skipped for %s: %s", source, exc)
         return False
-    finally:
-        root.removeFilter(quiet)
     return True
 
 
@@ -391,30 +387,38 @@ def _quantize(source: Path, out: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    quiet = _DropRecords()
-    # The quantizer logs its advice on the root logger, which would land in the CLI's output.
-    root.addFilter(quiet)
     try:
-        quantize_dynamic(
-            source,
-            out,
-            per_channel=True,
-            reduce_range=False,
-            weight_type=QuantType.QInt8,
-            # Fused ops (onnxruntime's com.microsoft domain) have no shape inference in onnx:
-            # their outputs are float.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _quiet_root_logger():
+            quantize_dynamic(
+                source,
+                out,
+                per_channel=True,
+                reduce_range=False,
+                weight_type=QuantType.QInt8,
+                # Fused ops (onnxruntime's com.microsoft domain) have no shape inference in
+                # onnx: their outputs are float.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
     except Exception as exc:
         raise EmbeddingError(f"int8 quantization of the exported model failed: {exc}") from exc
-    finally:
-        root.removeFilter(quiet)
 
 
 class _DropRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's optimizer and quantizer log their advice on the root logger, which would
+    land in the CLI's output: only errors get through while they run."""
+    root = logging.getLogger()
+    quiet = _DropRecords()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def _check_export(
