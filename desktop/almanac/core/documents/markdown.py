@@ -25,7 +25,7 @@ def read(path: Path) -> ParsedDocument:
     # commonmark alone would read "---\ntitle: x\n---" as a rule plus a setext heading.
     source = "\n" * text.count("\n", 0, body_start) + text[body_start:]
     env: dict[str, Any] = {}  # link reference definitions, for titles like "[Setup][s]"
-    cuts = _heading_cuts(text, _parsers().blocks.parse(source, env), env)
+    cuts = _heading_cuts(text, _PARSERS.blocks.parse(source, env), env)
     sections = sections_between(text, cuts, start=body_start)
     return ParsedDocument("md", (text,), tuple(sections), warnings=warnings)
 
@@ -41,10 +41,6 @@ class _Parsers(threading.local):
 
 
 _PARSERS = _Parsers()
-
-
-def _parsers() -> _Parsers:
-    return _PARSERS
 
 
 def _front_matter_end(text: str) -> int:
@@ -71,7 +67,7 @@ def _heading_cuts(text: str, tokens: list[Token], env: dict[str, Any]) -> list[H
 def _title(heading: Token, env: dict[str, Any]) -> str:
     if heading.type != "inline":
         return ""
-    return " ".join(_plain_text(t) for t in _parsers().inline.parseInline(heading.content, env))
+    return " ".join(_plain_text(t) for t in _PARSERS.inline.parseInline(heading.content, env))
 
 
 def _plain_text(inline: Token) -> str:
