@@ -246,6 +246,21 @@ def kb_key(size: int, args: argparse.Namespace, pool_len: int, embedder: Embedde
     return f"kb-{size}-{args.vectors}-{digest}"
 
 
+def synthetic_chunk(path: str, ordinal: int, heading: str, text: str, start: int) -> Chunk:
+    """A chunk as the Chunker would store it: hashed over its heading context and text."""
+    heading_path = (heading,) if heading else ()
+    return Chunk(
+        doc_path=path,
+        ordinal=ordinal,
+        text=text,
+        heading_path=heading_path,
+        page=None,
+        start=start,
+        end=start + len(text),
+        chunk_hash=chunk_hash(embedding_text(heading_path, text)),
+    )
+
+
 def build_kb(
     store: Store,
     size: int,
@@ -282,19 +297,7 @@ def build_kb(
             offset = 0
             for ordinal in range(count):
                 heading, text = pool[(row + ordinal) % len(pool)]
-                heading_path = (heading,) if heading else ()
-                chunks.append(
-                    Chunk(
-                        doc_path=path,
-                        ordinal=ordinal,
-                        text=text,
-                        heading_path=heading_path,
-                        page=None,
-                        start=offset,
-                        end=offset + len(text),
-                        chunk_hash=chunk_hash(embedding_text(heading_path, text)),
-                    )
-                )
+                chunks.append(synthetic_chunk(path, ordinal, heading, text, offset))
                 offset += len(text) + 2
             vectors = row_vectors(row, count, dim, centres, rng)
             row += count
@@ -579,20 +582,7 @@ def edit_document(
     chunks = []
     for ordinal in range(20):
         heading, text = pool[(edit * 20 + ordinal) % len(pool)]
-        text = f"{text} (revision {edit})"
-        heading_path = (heading,) if heading else ()
-        chunks.append(
-            Chunk(
-                doc_path=path,
-                ordinal=ordinal,
-                text=text,
-                heading_path=heading_path,
-                page=None,
-                start=0,
-                end=len(text),
-                chunk_hash=chunk_hash(embedding_text(heading_path, text)),
-            )
-        )
+        chunks.append(synthetic_chunk(path, ordinal, heading, f"{text} (revision {edit})", 0))
     info = DocumentInfo(
         path=path,
         source="/synthetic",
