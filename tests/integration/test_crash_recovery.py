@@ -70,3 +70,28 @@ def test_kill_mid_ingest_then_restart(tmp_path: Path) -> None:
     docs = store.documents()
     assert len(docs) == N_FILES
     assert all(d.status.value == "indexed" and d.chunk_count > 0 for d in docs.values())
+
+
+def test_metadata_marks_a_knowledge_base_only_once_its_tables_exist(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Another process (status, the test above) treats the metadata file as "a knowledge base is
+    # here" and opens its tables: they must already exist when it appears.
+    import lancedb
+
+    from almanac.core import store as store_module
+
+    original = store_module._write_meta
+    seen: list[set[str]] = []
+
+    def checked_write(kb_dir: Path, meta: dict) -> None:
+        result = lancedb.connect(str(kb_dir / "lancedb")).list_tables()
+        seen.append(set(getattr(result, "tables", result)))
+        original(kb_dir, meta)
+
+    monkeypatch.setattr(store_module, "_write_meta", checked_write)
+    kb = tmp_path / "kb"
+    Store(kb, dim=8, embedder_name="test")
+    assert seen and seen[0] >= {"documents", "chunks"}, seen
+    reopened = Store.open_existing(kb)
+    assert reopened.dim == 8 and reopened.count_chunks() == 0

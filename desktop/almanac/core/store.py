@@ -197,7 +197,7 @@ class Store:
 
         self.kb_dir = Path(kb_dir)
         self.kb_dir.mkdir(parents=True, exist_ok=True)
-        self._check_meta(dim, embedder_name)
+        known = self._check_meta(dim, embedder_name)
         self.dim = dim
         # Interval 0: every read sees the latest commit, so search reflects an ingest at once.
         self._db = lancedb.connect(
@@ -218,6 +218,13 @@ class Store:
             if "chunks" in existing
             else self._db.create_table("chunks", schema=chunks_schema(dim))
         )
+        if not known:
+            # Written last: the metadata file is what marks a folder as a knowledge base, so
+            # another process (open_existing) never opens one whose tables don't exist yet.
+            _write_meta(
+                self.kb_dir,
+                {"schema_version": SCHEMA_VERSION, "dim": dim, "embedder": embedder_name},
+            )
         self._fts_ready = any(i.index_type == "FTS" for i in self._chunks.list_indices())
         self._trained_rows = int(self._index_meta().get("trained_rows", 0))
 
@@ -236,7 +243,8 @@ class Store:
         names = getattr(result, "tables", result)
         return list(names)
 
-    def _check_meta(self, dim: int, embedder_name: str) -> None:
+    def _check_meta(self, dim: int, embedder_name: str) -> bool:
+        """False for a new knowledge base; raises if an existing one doesn't fit this embedder."""
         meta_path = self.kb_dir / _META_FILE
         if meta_path.exists():
             meta = read_meta(self.kb_dir)
@@ -251,10 +259,8 @@ class Store:
                     f"{meta.get('embedder')!r} ({meta.get('dim')}-d); re-index it to use "
                     f"{embedder_name!r} ({dim}-d)"
                 )
-            return
-        _write_meta(
-            self.kb_dir, {"schema_version": SCHEMA_VERSION, "dim": dim, "embedder": embedder_name}
-        )
+            return True
+        return False
 
     def _index_meta(self) -> dict[str, Any]:
         entry = read_meta(self.kb_dir).get("vector_index")
