@@ -9,6 +9,8 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -200,6 +202,32 @@ def _embedding_model(args: argparse.Namespace) -> Path | None:
     return chosen if chosen is not None else default_embedding_model()
 
 
+# Control characters from file names and document text must never reach a terminal raw:
+# "\x1b]0;...\x07" retitles it, "\x1b[2J" clears it. C0, DEL, C1, and the bidirectional
+# overrides that make a name read differently from what it is.
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# The bytes of a name that were not UTF-8 (see discovery.path_key), shown as \xNN.
+_NAME_BYTES = re.compile("[\U0010ff80-\U0010ffff]")
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to print: each control character as a visible escape (\\x1b)."""
+    text = _NAME_BYTES.sub(lambda m: f"\\x{ord(m.group()) - 0x10FF00:02x}", text)
+    return _CONTROL_CHARS.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) <= 0xFF else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
+
+
+def _json_line(payload: object) -> str:
+    # JSON escapes C0 itself; C1 controls and bidi overrides would still be printed raw.
+    return _CONTROL_CHARS.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(payload, ensure_ascii=False)
+    )
+
+
 # -- ingest -------------------------------------------------------------------------------------
 
 
@@ -243,7 +271,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             f"{report.chunks_reused} reused) in {report.seconds:.1f} s ({rate:.1f} chunks/s)"
         )
         for failure in report.failed:
-            print(f"  error: {failure.path}: {failure.message}")
+            print(f"  error: {_shown(failure.path)}: {_shown(failure.message)}")
     return EXIT_OK
 
 
@@ -318,11 +346,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
                     f'stdin line {lineno}: expected {{"id": ..., "text": ...}} ({exc})'
                 ) from exc
             result = searcher.search(text, args.k, filters, floor=args.floor)
-            print(json.dumps({"id": qid, **_result_json(result)}, ensure_ascii=False), flush=True)
+            print(_json_line({"id": qid, **_result_json(result)}), flush=True)
         return EXIT_OK
     result = searcher.search(args.query, args.k, filters, floor=args.floor)
     if args.json:
-        print(json.dumps({"query": result.query, **_result_json(result)}, ensure_ascii=False))
+        print(_json_line({"query": result.query, **_result_json(result)}))
         return EXIT_OK
     if not result.relevant:
         best = (
@@ -333,12 +361,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"Nothing relevant found in your documents{best}.")
         return EXIT_OK
     for i, hit in enumerate(result.hits, 1):
-        where = hit.path + (f", page {hit.page}" if hit.page is not None else "")
-        heading = f" - {hit.heading}" if hit.heading else ""
+        where = _shown(hit.path) + (f", page {hit.page}" if hit.page is not None else "")
+        heading = f" - {_shown(hit.heading)}" if hit.heading else ""
         sim = f", similarity {hit.vector_score:.2f}" if hit.vector_score is not None else ""
         print(f"{i}. {where}{heading}  [score {hit.score:.4f}{sim}]")
         snippet = " ".join(hit.text.split())
-        print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+        print(f"   {_shown(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
     return EXIT_OK
 
 
@@ -520,7 +548,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     chunks = store.count_chunks()
     if args.json:
         print(
-            json.dumps(
+            _json_line(
                 {
                     "kb": str(kb),
                     "documents": len(docs),
@@ -538,18 +566,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         }
                         for d in docs
                     ],
-                },
-                ensure_ascii=False,
+                }
             )
         )
         return EXIT_OK
     counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
-    print(f"Knowledge base: {kb}")
+    print(f"Knowledge base: {_shown(str(kb))}")
     print(f"Documents: {len(docs)} ({counts}); chunks: {chunks}")
     for doc in docs:
         if doc.error:
             label = "error" if doc.status.value == "error" else "warning"
-            print(f"  {label}: {doc.path}: {doc.error}")
+            print(f"  {label}: {_shown(doc.path)}: {_shown(doc.error)}")
     return EXIT_OK
 
 
@@ -593,30 +620,59 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def on_batch(b: BatchResult) -> None:
-        if not b.changed and not b.reconcile:
-            return  # touched or saved unchanged: nothing to say
-        label = "reconciled" if b.reconcile else "synced"
-        print(
-            f"{label}: added {b.added}, updated {b.updated}, removed {b.removed}, "
-            f"failed {b.failed}; {b.chunks_embedded} chunks embedded in {b.seconds:.2f} s",
-            flush=True,
-        )
+    reported: dict[str, str] = {}  # path -> the failure already printed for it
 
-    sync = FolderSync(services.ingestor, args.folders, polling=args.polling, on_batch=on_batch)
+    def on_batch(b: BatchResult) -> None:
+        if b.changed or b.reconcile:  # else touched or saved unchanged: nothing to say
+            label = "reconciled" if b.reconcile else "synced"
+            print(
+                f"{label}: added {b.added}, updated {b.updated}, removed {b.removed}, "
+                f"failed {b.failed}; {b.chunks_embedded} chunks embedded in {b.seconds:.2f} s",
+                flush=True,
+            )
+        # Each failed file once with its reason, not again at every reconciliation.
+        for failure in b.failures:
+            if reported.get(failure.path) != failure.message:
+                reported[failure.path] = failure.message
+                print(f"  error: {_shown(failure.path)}: {_shown(failure.message)}", flush=True)
+
+    def on_error(message: str) -> None:
+        # The sync's own failures (a full disk, another writer), once each; retried with back-off.
+        if message:
+            print(f"almanac: error: {_shown(message)}", file=sys.stderr, flush=True)
+        else:
+            print(
+                "almanac: recovered: the index is being updated again", file=sys.stderr, flush=True
+            )
+
+    sync = FolderSync(
+        services.ingestor,
+        args.folders,
+        polling=args.polling,
+        on_batch=on_batch,
+        on_error=on_error,
+    )
+    stopped = True
     try:
         sync.start()
         if not args.quiet:
-            names = ", ".join(str(f) for f in args.folders)
+            names = ", ".join(_shown(str(f)) for f in args.folders)
             print(f"watching {names} (Ctrl+C to stop)", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     finally:
-        sync.stop()
+        # SIGTERM must end the process within 2 s whatever it is doing: the ingest in progress is
+        # cancelled, and one stuck in a slow step is abandoned (everything it committed is kept;
+        # the next start reconciles the rest, as after a crash).
+        stopped = sync.stop(timeout=1.5)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not args.quiet:
         print("stopped", file=sys.stderr, flush=True)
+    if not stopped:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)  # the sync thread can't be joined; interpreter shutdown could wait on it
     return EXIT_OK
 
 

@@ -35,6 +35,7 @@ _LINE_RE = re.compile(r"\n\s*")
 # a capital, digit or opening quote. Cheap, and good enough for cut points: chunks overlap anyway.
 _SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD_RE = re.compile(r"\s+")
+_WINDOW_CHARS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,16 @@ class ChunkingConfig:
     max_tokens: int = 256  # the embedder's hard limit, including special tokens
     overlap_tokens: int = 32
     special_tokens: int = 2  # [CLS] and [SEP]
+    # A hard cap whatever the text looks like: the tokenizer turns any "word" over 100 characters
+    # into one [UNK], so a megabyte without a space counts as one token. Prose at 160 tokens is
+    # 600-1,000 characters, so the cap only ever cuts text that has no words to cut at.
+    max_chars: int = 2000
 
     def __post_init__(self) -> None:
         if not 0 < self.target_tokens <= self.max_tokens - self.special_tokens:
             raise ValueError("target_tokens must be positive and leave room for special tokens")
+        if self.max_chars < 16:
+            raise ValueError("max_chars must be at least 16")
         if not 0 <= self.overlap_tokens < self.target_tokens:
             raise ValueError("overlap_tokens must be smaller than target_tokens")
 
@@ -110,9 +117,16 @@ class Chunker:
         # A very long heading path must not starve the text: cap its share at half the budget.
         budget = cfg.max_tokens - cfg.special_tokens - min(heading_cost, cfg.max_tokens // 2)
         target = min(cfg.target_tokens, budget)
-        count = self._span_counter(page_text, section.start, section.end)
-        pieces = self._pieces(page_text, section.start, section.end, _PARAGRAPH, target, count)
-        yield from _pack(pieces, target, min(cfg.overlap_tokens, target // 2))
+        pieces: list[_Piece] = []
+        # A huge section is measured a window at a time: the tokenizer's offsets for a whole
+        # 64 MB section would take gigabytes.
+        for start, end in _windows(page_text, section.start, section.end, _WINDOW_CHARS):
+            count = self._span_counter(page_text, start, end)
+            window = self._pieces(page_text, start, end, _PARAGRAPH, target, count)
+            if pieces and window:
+                window[0] = _Piece(window[0].start, window[0].end, window[0].tokens, _PARAGRAPH)
+            pieces.extend(window)
+        yield from _pack(pieces, target, min(cfg.overlap_tokens, target // 2), cfg.max_chars)
 
     def _span_counter(self, text: str, start: int, end: int) -> SpanCounter:
         if self._offsets is None:
@@ -132,7 +146,7 @@ class Chunker:
     ) -> list[_Piece]:
         """Split ``text[start:end]`` into pieces of at most ``limit`` tokens, coarse cuts first."""
         tokens = count(start, end)
-        if tokens <= limit:
+        if tokens <= limit and end - start <= self.config.max_chars:
             return [_Piece(start, end, tokens, level)]
         if level == _CHAR:
             return self._char_pieces(text, start, end, limit)
@@ -151,7 +165,7 @@ class Chunker:
         out: list[_Piece] = []
         pos = start
         while pos < end:
-            size = max(1, min(end - pos, limit * 2))
+            size = max(1, min(end - pos, limit * 2, self.config.max_chars))
             while size > 1 and self._count(text[pos : pos + size]) > limit:
                 size = size * 3 // 4
             out.append(_Piece(pos, pos + size, self._count(text[pos : pos + size]), _CHAR))
@@ -171,15 +185,41 @@ def _split_spans(
         yield pos, end
 
 
-def _pack(pieces: list[_Piece], target: int, overlap: int) -> Iterator[tuple[int, int]]:
-    """Greedy packing into spans of at most ``target`` tokens, each new span re-reading a little of
-    the previous one (never more than ``overlap`` tokens, never across a paragraph boundary)."""
+def _windows(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+    """``text[start:end]`` in spans of at most ``size`` characters, cut at the last paragraph
+    break (else line break, else space) of each; the common section is one span."""
+    while end - start > size:
+        limit = start + size
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            cut = text.rfind(sep, start + size // 2, limit)
+            if cut >= 0:
+                cut += len(sep)
+                break
+        if cut < 0:
+            cut = limit
+        yield start, cut
+        start = cut
+    if start < end:
+        yield start, end
+
+
+def _pack(
+    pieces: list[_Piece], target: int, overlap: int, max_chars: int
+) -> Iterator[tuple[int, int]]:
+    """Greedy packing into spans of at most ``target`` tokens and ``max_chars`` characters, each
+    new span re-reading a little of the previous one (never more than ``overlap`` tokens, never
+    across a paragraph boundary)."""
     i = 0
     n = len(pieces)
     while i < n:
         total = pieces[i].tokens
         j = i + 1
-        while j < n and total + pieces[j].tokens <= target:
+        while (
+            j < n
+            and total + pieces[j].tokens <= target
+            and pieces[j].end - pieces[i].start <= max_chars
+        ):
             total += pieces[j].tokens
             j += 1
         # Prefer ending at the strongest boundary in the back half of the window, so a chunk
@@ -196,11 +236,14 @@ def _pack(pieces: list[_Piece], target: int, overlap: int) -> Iterator[tuple[int
         yield pieces[i].start, pieces[j - 1].end
         if j >= n:
             break
-        # Step back for overlap, but always make progress.
+        # Step back for overlap, but always make progress. Never across a cut made by size alone
+        # (a wall of text with no words): that overlap would carry no context, only repeats.
         k = j
         back = 0
         while (
-            k - 1 > i and pieces[k].boundary >= _SENTENCE and back + pieces[k - 1].tokens <= overlap
+            k - 1 > i
+            and _SENTENCE <= pieces[k].boundary < _CHAR
+            and back + pieces[k - 1].tokens <= overlap
         ):
             k -= 1
             back += pieces[k].tokens

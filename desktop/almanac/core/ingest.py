@@ -20,17 +20,18 @@ from typing import cast
 import numpy as np
 
 from almanac.core.chunking import Chunker, embedding_text
-from almanac.core.discovery import Found, walk
+from almanac.core.discovery import Confinement, Found, path_key, walk
 from almanac.core.documents import (
     DEFAULT_MAX_FILE_BYTES,
     READERS_VERSION,
     DocumentError,
     is_supported,
     kind_of,
-    read_document,
+    open_document_file,
+    parse_document,
 )
+from almanac.core.documents.files import too_large
 from almanac.core.embedding import Embedder
-from almanac.core.hashing import sha256_file
 from almanac.core.lexical import LEXICAL_VERSION
 from almanac.core.records import (
     Chunk,
@@ -100,8 +101,9 @@ class _Tally:
         )
 
 
-def posix(path: Path) -> str:
-    return Path(os.path.abspath(path)).as_posix()
+def posix(path: Path | str) -> str:
+    """A file's key in the knowledge base (valid text whatever bytes its name holds)."""
+    return path_key(path)
 
 
 class Ingestor:
@@ -134,14 +136,21 @@ class Ingestor:
         cancel: threading.Event | None = None,
         prune: bool = True,
         force: bool = False,
+        roots: Sequence[Path] | None = None,
     ) -> IngestReport:
         """Index files and folders. With ``prune``, documents that vanished from a given folder are
-        removed. Unchanged files (same sha256) cost one hash and nothing else."""
+        removed. Unchanged files (same sha256) cost one hash and nothing else.
+
+        Nothing outside ``roots`` is read, whatever a symbolic link points to; by default the
+        roots are the folders given, and the folder of each file given."""
+        if roots is None:
+            roots = [p if os.path.isdir(p) else Path(os.path.abspath(p)).parent for p in paths]
+        roots = [Path(os.path.abspath(r)) for r in roots]
         with self._lock, exclusive_writer(self.store.kb_dir) as crashed:
             if crashed:
                 # Only a crash between the chunk and document commits can leave orphans.
                 self.store.sweep_orphans()
-            return self._ingest(paths, progress, cancel or threading.Event(), prune, force)
+            return self._ingest(paths, progress, cancel or threading.Event(), prune, force, roots)
 
     def remove(self, paths: Sequence[Path]) -> int:
         """Forget files, or every document under folders. Returns how many were removed."""
@@ -158,6 +167,7 @@ class Ingestor:
             cfg.target_tokens,
             cfg.max_tokens,
             cfg.overlap_tokens,
+            cfg.max_chars,
         )
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
@@ -170,11 +180,13 @@ class Ingestor:
         cancel: threading.Event,
         prune: bool,
         force: bool,
+        roots: list[Path],
     ) -> IngestReport:
         tally = _Tally()
         scan_start = time.perf_counter()
         known = self.store.documents()
-        found, vanished = self._scan(paths, known, prune)
+        confinement = Confinement(roots)
+        found, vanished = self._scan(paths, known, prune, roots, confinement)
         tally.files_total = len(found)
         tally.timings["scan"] = time.perf_counter() - scan_start
         report_progress = progress or (lambda _p: None)
@@ -190,7 +202,7 @@ class Ingestor:
 
         reader = threading.Thread(
             target=self._read_stage,
-            args=(found, known, force, parsed_q, stopping, tally, errors),
+            args=(found, known, force, confinement, parsed_q, stopping, tally, errors),
             name="almanac-ingest-read",
             daemon=True,
         )
@@ -240,21 +252,26 @@ class Ingestor:
         )
 
     def _scan(
-        self, paths: Sequence[Path], known: dict[str, DocumentInfo], prune: bool
+        self,
+        paths: Sequence[Path],
+        known: dict[str, DocumentInfo],
+        prune: bool,
+        roots: Sequence[Path],
+        confinement: Confinement,
     ) -> tuple[list[Found], set[str]]:
         found: list[Found] = []
         vanished: set[str] = set()
         for raw in paths:
             path = Path(os.path.abspath(raw))
             if path.is_dir():
-                seen_here = list(walk(path))
+                seen_here = [_under_root(f, roots) for f in walk(path, confinement)]
                 found.extend(seen_here)
                 if prune:
                     present = {posix(f.path) for f in seen_here}
                     prefix = posix(path).rstrip("/") + "/"
                     vanished.update(p for p in known if p.startswith(prefix) and p not in present)
             elif path.exists() or path.is_symlink():
-                found.append(Found(path, path.parent))
+                found.append(_under_root(Found(path, path.parent), roots))
             else:
                 raise FileNotFoundError(f"no such file or folder: {raw}")
         # One file named twice (a folder and a file inside it) is still one document.
@@ -268,6 +285,7 @@ class Ingestor:
         found: list[Found],
         known: dict[str, DocumentInfo],
         force: bool,
+        confinement: Confinement,
         out: queue.Queue[object],
         stopping: Callable[[], bool],
         tally: _Tally,
@@ -277,7 +295,7 @@ class Ingestor:
             for item in found:
                 if stopping():
                     break
-                result = self._read_one(item, known, force, tally)
+                result = self._read_one(item, known, force, confinement, tally)
                 if result is not None:
                     out.put(result)
         except BaseException as exc:  # surfaced on the calling thread
@@ -286,7 +304,12 @@ class Ingestor:
             out.put(_DONE)
 
     def _read_one(
-        self, item: Found, known: dict[str, DocumentInfo], force: bool, tally: _Tally
+        self,
+        item: Found,
+        known: dict[str, DocumentInfo],
+        force: bool,
+        confinement: Confinement,
+        tally: _Tally,
     ) -> _Parsed | _Failed | None:
         key = posix(item.path)
         source = posix(item.source)
@@ -317,40 +340,37 @@ class Ingestor:
         if not is_supported(item.path):
             return failure(f"unsupported file type {item.path.suffix or '(no extension)'}")
         start = time.perf_counter()
+        size, mtime, sha = 0, 0.0, ""
         try:
-            st = item.path.stat()
-            if st.st_size > self.max_file_bytes:
-                # Hashing hundreds of megabytes only to refuse them would stall the queue.
-                size, limit = st.st_size / 2**20, self.max_file_bytes / 2**20
-                return failure(
-                    f"file too large: {size:.0f} MiB exceeds the {limit:.0f} MiB limit",
-                    "",
-                    st.st_size,
-                    st.st_mtime,
-                )
-            sha = sha256_file(item.path)
-        except OSError as exc:
-            return failure(f"cannot read file: {exc.strerror or exc}")
-        # A document made by an older reader or chunker is re-read (its vectors are reused by hash).
-        if (
-            previous is not None
-            and previous.sha256 == sha
-            and previous.pipeline == self._fingerprint
-            and not force
-        ):
-            tally.files_skipped += 1
-            tally.files_done += 1
-            return None
-        try:
-            document = read_document(item.path, max_bytes=self.max_file_bytes)
+            # One descriptor for the hash and the read: what is hashed is what is parsed, and a
+            # FIFO, a device or a link out of the folders is refused on the descriptor itself.
+            with open_document_file(item.path, confinement) as opened:
+                size, mtime = opened.size, opened.mtime
+                if size > self.max_file_bytes:
+                    # Hashing hundreds of megabytes only to refuse them would stall the queue.
+                    return failure(str(too_large(size, self.max_file_bytes)), "", size, mtime)
+                sha = opened.sha256()
+                # A document made by an older reader or chunker is re-read (its vectors are
+                # reused by hash).
+                if (
+                    previous is not None
+                    and previous.sha256 == sha
+                    and previous.pipeline == self._fingerprint
+                    and not force
+                ):
+                    tally.files_skipped += 1
+                    tally.files_done += 1
+                    return None
+                data = opened.read_all(self.max_file_bytes)
+            document = parse_document(item.path, data)
+            del data
         except DocumentError as exc:
-            return failure(str(exc), sha, st.st_size, st.st_mtime)
+            return failure(str(exc), sha, size, mtime)
+        except OSError as exc:
+            return failure(f"cannot read file: {exc.strerror or exc}", sha, size, mtime)
         except Exception as exc:  # a reader bug must cost one file, not the whole run
             return failure(
-                f"could not read this file ({type(exc).__name__}: {exc})",
-                sha,
-                st.st_size,
-                st.st_mtime,
+                f"could not read this file ({type(exc).__name__}: {exc})", sha, size, mtime
             )
         parsed_at = time.perf_counter()
         chunks = self.chunker.chunk_document(key, document)
@@ -362,8 +382,8 @@ class Ingestor:
             source,
             rel,
             sha,
-            st.st_size,
-            st.st_mtime,
+            size,
+            mtime,
             document.kind,
             DocumentStatus.INDEXED,
             warning,
@@ -462,6 +482,17 @@ class Ingestor:
             except BaseException as exc:
                 errors.append(exc)
             tally.timings["write"] += time.perf_counter() - start
+
+
+def _under_root(item: Found, roots: Sequence[Path]) -> Found:
+    """The same file has the same source whether a folder or the file alone was ingested (a
+    live-sync batch names files one by one): the innermost root that holds it."""
+    best: Path | None = None
+    for root in roots:
+        inside = item.path == root or root in item.path.parents
+        if inside and (best is None or len(root.parts) > len(best.parts)):
+            best = root
+    return item if best is None or best == item.source else Found(item.path, best, item.error)
 
 
 def _until_done(q: queue.Queue[object]) -> Iterator[object]:

@@ -14,14 +14,17 @@ neither query time nor disk use grows with the number of edits.
 from __future__ import annotations
 
 import datetime
+import errno
+import functools
 import hashlib
 import json
+import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -62,6 +65,40 @@ VERSION_GRACE = datetime.timedelta(minutes=5)
 
 class StoreError(Exception):
     pass
+
+
+class DiskFullError(StoreError):
+    """The disk holding the knowledge base is full. Every write is one commit, so what was
+    committed before stays consistent; the writer retries once space is back."""
+
+
+# LanceDB reports I/O failures as RuntimeError("lance error: LanceError(IO): No space left on
+# device (os error 28), /root/.cargo/...rs:258:9"): the words and the errno are what is stable.
+_DISK_FULL = re.compile(r"no space left on device|disk quota exceeded|os error (28|122)\b", re.I)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _disk_full_in_words(method: _F) -> _F:
+    """Store writes fail with "disk full" in words, not a raw LanceError."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not (full or _DISK_FULL.search(str(exc))):
+                raise
+            raise DiskFullError(
+                f"disk full: no space left on the disk that holds the knowledge base "
+                f"({self.kb_dir}); what was indexed before is intact, and indexing resumes once "
+                "space is freed"
+            ) from exc
+
+    return cast(_F, wrapper)
 
 
 def _write_meta(kb_dir: Path, meta: dict[str, Any]) -> None:
@@ -315,6 +352,7 @@ class Store:
                 found.setdefault(h, vec)
         return found
 
+    @_disk_full_in_words
     def write_documents(self, writes: Sequence[DocumentWrite]) -> None:
         """Replace the chunks of every document in ``writes`` atomically, then their rows."""
         if not writes:
@@ -347,6 +385,7 @@ class Store:
             for group in _batches(list(paths))
         )
 
+    @_disk_full_in_words
     def record_failures(self, infos: Sequence[DocumentInfo]) -> None:
         """A file that can't be read keeps a row with its error and loses its stale chunks."""
         if not infos:
@@ -355,6 +394,7 @@ class Store:
             self._delete_chunks([i.path for i in infos])
             self._upsert_documents(infos)
 
+    @_disk_full_in_words
     def remove_documents(self, paths: Sequence[str]) -> int:
         if not paths:
             return 0
@@ -371,6 +411,7 @@ class Store:
         doomed = sorted(p for p in known if any(_is_under(p, key) for key in paths))
         return self.remove_documents(doomed)
 
+    @_disk_full_in_words
     def sweep_orphans(self) -> int:
         """Delete chunks whose document row is gone (a crash between the two commits)."""
         known = set(self.documents())
@@ -404,6 +445,7 @@ class Store:
             self._fts_ready = any(i.index_type == "FTS" for i in self._chunks.list_indices())
         return self._fts_ready
 
+    @_disk_full_in_words
     def ensure_indexes(self) -> AnnAction:
         """Create the full-text index once there is data; create, fold new rows into, retrain
         or drop the vector index as ``ann_policy`` says. Cheap when there is nothing to do.
@@ -483,6 +525,7 @@ class Store:
         if table is self._chunks:
             self._commits_since_compaction = 0
 
+    @_disk_full_in_words
     def compact(self, *, grace: datetime.timedelta = VERSION_GRACE) -> None:
         """Merge small data files, fold new rows into the indexes and delete table versions
         older than ``grace``, in both tables. Searches see the same rows before and after."""
@@ -496,6 +539,7 @@ class Store:
         # The commit count starts again at 0 with every Store; the table remembers small files.
         return _fragment_counts(self._chunks)[1] >= self.compact_after_commits
 
+    @_disk_full_in_words
     def maybe_maintain(self) -> bool:
         """Keep the indexes in step, and compact after enough commits. For the writer to call
         when it goes idle (an ingest or a removal just finished). True if it compacted."""

@@ -14,7 +14,13 @@ makes a storm of events cost one ingest per file.
 When the kernel's inotify queue overflows, events are lost: watchdog rebuilds its watches but only
 logs it. A log handler turns that warning into a full reconciliation of every running sync, the
 same one as at start-up, so lost changes are found from the disk within seconds, not at the next
-start.
+start. The watches ask the kernel only for events that change a file: a reconciliation opens and
+reads every file, and with watchdog's default mask each open and close was queued too, so on a
+big folder the rescan itself overflowed the queue again and again (a livelock).
+
+Nothing fails silently: a batch or a reconciliation that fails (the writer lock held by another
+process, a full disk) is retried with back-off, each new failure is reported through
+``on_error``, and ``stop`` cancels the work in progress and never waits longer than it is told.
 """
 
 from __future__ import annotations
@@ -28,19 +34,44 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from almanac.core.discovery import is_ignored_name, walk
-from almanac.core.ingest import Ingestor, posix
-from almanac.core.records import IngestProgress, IngestReport
+from almanac.core.discovery import Confinement, is_ignored_name, key_path, walk
+from almanac.core.ingest import IngestCancelled, Ingestor, posix
+from almanac.core.records import FileError, IngestProgress, IngestReport
 from almanac.core.writer_lock import WriterBusyError, exclusive_writer
 
 # Events that say something about a path's content or existence. Opened/closed-without-write are
 # left out on purpose: the Ingestor reading a file produces them, which would loop forever.
 _RELEVANT = frozenset({"created", "modified", "deleted", "moved", "closed"})
+# The same, as the kernel-side filter: events outside it are never queued by inotify at all, so
+# the sync's own reads can't fill (and overflow) the kernel queue. "closed" is close-after-write.
+_WATCHED_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+# Retries of a failed batch or reconciliation wait 1, 2, 4 ... seconds, at most this long.
+_MAX_BACKOFF = 60.0
 
 
 log = logging.getLogger(__name__)
@@ -99,6 +130,7 @@ class BatchResult:
     chunks_written: int
     seconds: float
     reconcile: bool = False
+    failures: tuple[FileError, ...] = ()  # the files of this batch that could not be indexed
 
     @property
     def changed(self) -> bool:
@@ -172,6 +204,7 @@ class FolderSync:
         on_state: Callable[[SyncState], None] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
         on_progress: Callable[[IngestProgress], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         if not folders:
             raise ValueError("no folder to watch")
@@ -184,16 +217,22 @@ class FolderSync:
         self._on_state = on_state
         self._on_batch = on_batch
         self._on_progress = on_progress
+        self._on_error = on_error
+        self._confinement = Confinement(self.folders)
         self._kb_prefix = posix(ingestor.store.kb_dir).rstrip("/") + "/"
 
         self._cond = threading.Condition()
         self._pending: dict[str, _Pending] = {}
         self._partner: dict[str, str] = {}  # both ends of a move, applied in the same batch
         self._stop = threading.Event()
+        self._cancel = threading.Event()  # set by stop(): the ingest in progress ends early
         self._busy = False
         self._wakes = 0  # bumped when the sync thread must re-check: see _record
         self._reconciled = threading.Event()
         self._reconcile_reason = ""  # set: reconcile again before the next batch (see overflow)
+        self._reconcile_due = 0.0  # monotonic time before which a failed one is not retried
+        self._reconcile_failures = 0
+        self._batch_failures = 0
         self._observers: list[BaseObserver] = []
         self._thread: threading.Thread | None = None
 
@@ -216,29 +255,39 @@ class FolderSync:
             observer: BaseObserver = (
                 PollingObserver(timeout=self.polling_interval) if self.polling else Observer()
             )
-            observer.schedule(_Recorder(self, folder), str(folder), recursive=True)
+            observer.schedule(
+                _Recorder(self, folder), str(folder), recursive=True, event_filter=_WATCHED_EVENTS
+            )
             observer.daemon = True
             observer.start()
             self._observers.append(observer)
         self._thread = threading.Thread(target=self._run, name="almanac-sync", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop watching, let the batch in progress finish, join. Unapplied paths are left to
-        the next start-up reconciliation, which finds them from the disk."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop watching, cancel the batch in progress (what it committed stays), join. Unapplied
+        paths are left to the next start-up reconciliation, which finds them from the disk.
+
+        Returns False when the sync thread was still busy after ``timeout`` seconds (it is a
+        daemon thread: a process may exit anyway, as safely as after a crash)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         self._stop.set()
+        self._cancel.set()
         _ALARM.syncs.discard(self)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:
-            observer.join(timeout)
+            observer.join(_left(deadline))
         self._observers.clear()
         with self._cond:
             self._wake()
+        stopped = True
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(_left(deadline))
+            stopped = not self._thread.is_alive()
             self._thread = None
         self._emit_state(force=True)
+        return stopped
 
     def __enter__(self) -> FolderSync:
         self.start()
@@ -287,6 +336,7 @@ class FolderSync:
         change events may have been lost. Cheap; any thread."""
         with self._cond:
             self._reconcile_reason = reason
+            self._reconcile_due = 0.0
             self._wake()
 
     # -- the observer side (cheap, never blocks on indexing) -----------------------------------
@@ -336,7 +386,9 @@ class FolderSync:
         while not self._stop.is_set():
             try:
                 with self._cond:
-                    reason, self._reconcile_reason = self._reconcile_reason, ""
+                    reason = ""
+                    if self._reconcile_reason and time.monotonic() >= self._reconcile_due:
+                        reason, self._reconcile_reason = self._reconcile_reason, ""
                 if reason:
                     log.warning("%s: comparing every file with the index again", reason)
                     self._reconcile()
@@ -345,21 +397,37 @@ class FolderSync:
                 if batch:
                     self._apply(batch)
             except Exception as exc:  # a bug here must not silently end live sync
-                self._last_error = f"sync failed: {type(exc).__name__}: {exc}"
+                self._fail(f"sync failed: {type(exc).__name__}: {exc}")
                 self._set_busy(False)
-                time.sleep(0.5)
+                self._stop.wait(0.5)
 
     def _reconcile(self) -> None:
         start = time.perf_counter()
         self._set_busy(True)
         try:
-            report = self.ingestor.ingest(self.folders, prune=True, progress=self._progress)
-        except WriterBusyError as exc:
-            # Another process is writing; live events still flow, and the next start retries.
-            self._last_error = str(exc)
-        except Exception as exc:  # the thread must survive anything
-            self._last_error = f"reconciliation failed: {type(exc).__name__}: {exc}"
+            report = self.ingestor.ingest(
+                self.folders,
+                prune=True,
+                progress=self._progress,
+                cancel=self._cancel,
+                roots=self.folders,
+            )
+        except IngestCancelled:
+            pass  # stopping: the next start reconciles
+        except Exception as exc:  # the thread must survive anything; retried with back-off
+            self._reconcile_failures += 1
+            delay = _backoff(self._reconcile_failures)
+            what = str(exc) if isinstance(exc, WriterBusyError) else _describe(exc)
+            self._fail(
+                f"comparing the folders with the index failed: {what} (retrying in {delay:.0f} s)"
+            )
+            with self._cond:
+                self._reconcile_reason = self._reconcile_reason or "retrying the failed comparison"
+                self._reconcile_due = time.monotonic() + delay
+                self._wake()
         else:
+            self._reconcile_failures = 0
+            self._recovered()
             self._account(report, 0, start, reconcile=True, calls=1, files=report.unchanged)
         finally:
             self._set_busy(False)
@@ -368,9 +436,14 @@ class FolderSync:
         """Block until some paths have settled (or stop); take up to ``max_batch`` of them."""
         while not self._stop.is_set():
             with self._cond:
-                if self._reconcile_reason:
+                if self._reconcile_reason and time.monotonic() >= self._reconcile_due:
                     return {}  # the caller reconciles first
-                batch, soonest = self._take_settled()
+                batch: dict[str, _Pending] = {}
+                soonest: float | None = self._reconcile_due
+                if not self._reconcile_reason:
+                    batch, soonest = self._take_settled()
+                # else a failed reconciliation waits for its retry: batches wait with it, as
+                # they would meet the same failure.
                 if batch:
                     self._busy = True
                     return batch
@@ -415,13 +488,13 @@ class FolderSync:
         files: list[Path] = []
         vanished: list[str] = []
         for path, entry in batch.items():
-            p = Path(path)
+            p = key_path(path)
             if p.is_dir():
                 if entry.tree:
                     # A folder moved or copied in: its files may have produced no events of
                     # their own (inotify watches a new folder only once it exists).
-                    files.extend(f.path for f in walk(p) if not f.error)
-            elif p.exists() or p.is_symlink():
+                    files.extend(f.path for f in walk(p, self._confinement))
+            elif os.path.lexists(p):
                 files.append(p)
             else:
                 vanished.append(path)
@@ -431,21 +504,38 @@ class FolderSync:
             if files:
                 # New and changed paths first: a renamed file's vectors are still in the store
                 # under its old path, so the ingest reuses them (no re-embedding) ...
-                report = self.ingestor.ingest(_unique(files), prune=False, progress=self._progress)
+                report = self.ingestor.ingest(
+                    _unique(files),
+                    prune=False,
+                    progress=self._progress,
+                    cancel=self._cancel,
+                    roots=self.folders,
+                )
             if vanished:
                 # ... and only then is the old path removed.
                 removed = self._remove(vanished)
-        except (WriterBusyError, FileNotFoundError) as exc:
-            # Busy: another process holds the writer lock. Not found: a file vanished between
-            # the look at the disk and the ingest. Both settle by looking again a bit later.
-            self._last_error = str(exc)
-            self._requeue(batch, delay=1.0 if isinstance(exc, WriterBusyError) else 0.0)
+        except IngestCancelled:
+            self._set_busy(False)  # stopping: the next start reconciles
+            return
+        except FileNotFoundError:
+            # A file vanished between the look at the disk and the ingest: look again.
+            self._requeue(batch, delay=0.0)
             self._set_busy(False)
             return
-        except Exception as exc:  # never let one bad batch end live sync
-            self._last_error = f"sync failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # never let one bad batch end live sync: retry it, later
+            self._batch_failures += 1
+            delay = _backoff(self._batch_failures)
+            what = str(exc) if isinstance(exc, WriterBusyError) else _describe(exc)
+            noun = "file" if len(batch) == 1 else "files"
+            self._fail(
+                f"could not update the index for {len(batch)} {noun}: {what} "
+                f"(retrying in {delay:.0f} s)"
+            )
+            self._requeue(batch, delay=delay)
             self._set_busy(False)
             return
+        self._batch_failures = 0
+        self._recovered()
         if report is None:
             report = IngestReport()
         self._account(report, removed, start, calls=1 if files else 0, files=len(files))
@@ -462,7 +552,7 @@ class FolderSync:
             gone = set(vanished)
             doomed = sorted(p for p in docs if p in gone or p.startswith(prefixes))
             # Re-check the disk under the lock: a path that came back since is not a delete.
-            doomed = [p for p in doomed if not os.path.exists(p)]
+            doomed = [p for p in doomed if not os.path.lexists(key_path(p))]
             return store.remove_documents(doomed)
 
     def _requeue(self, batch: dict[str, _Pending], delay: float) -> None:
@@ -512,6 +602,7 @@ class FolderSync:
             chunks_written=report.chunks_written,
             seconds=time.perf_counter() - start,
             reconcile=reconcile,
+            failures=report.failed,
         )
         if self._on_batch is not None:
             try:
@@ -533,6 +624,28 @@ class FolderSync:
             self._cond.notify_all()
         self._emit_state()
 
+    def _fail(self, message: str) -> None:
+        """Record a failure of the sync itself; report it once, not at every retry."""
+        if message.split(" (retrying in")[0] == self._last_error.split(" (retrying in")[0]:
+            self._last_error = message
+            return
+        self._last_error = message
+        log.warning("%s", message)
+        if self._on_error is not None:
+            try:
+                self._on_error(message)
+            except Exception:  # a UI callback bug must not end sync
+                log.exception("sync error callback failed")
+
+    def _recovered(self) -> None:
+        if self._last_error:
+            self._last_error = ""
+            if self._on_error is not None:
+                try:
+                    self._on_error("")  # empty: the failure is over
+                except Exception:
+                    log.exception("sync error callback failed")
+
     def _wake(self) -> None:
         """Wake the sync thread (caller holds the lock)."""
         self._wakes += 1
@@ -552,3 +665,20 @@ class FolderSync:
 
 def _unique(paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(paths))
+
+
+def _backoff(failures: int) -> float:
+    return float(min(_MAX_BACKOFF, 2 ** min(failures - 1, 16)))
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _describe(exc: BaseException) -> str:
+    """A failure in words; the type name only where the message alone would not say much."""
+    from almanac.core.store import StoreError
+
+    if isinstance(exc, StoreError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -5,19 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from almanac.core.discovery import Confinement
 from almanac.core.documents.errors import (
     BinaryContentError,
     CorruptDocumentError,
     DocumentError,
     EmptyDocumentError,
     EncryptedDocumentError,
+    ExpansionLimitError,
     FileTooLargeError,
+    NotRegularFileError,
+    OutsideFoldersError,
     UnreadableFileError,
     UnsupportedFormatError,
 )
+from almanac.core.documents.files import OpenedFile, open_document_file, too_large
 from almanac.core.records import ParsedDocument
 
-Reader = Callable[[Path], ParsedDocument]
+# Readers parse bytes already read through ``open_document_file``: none of them opens a path, so
+# none can be led to a FIFO, a device or a file outside the indexed folders.
+Reader = Callable[[bytes, str], ParsedDocument]  # (data, kind)
 
 # extension -> (kind, module name inside this package)
 _FORMATS: dict[str, tuple[str, str]] = {
@@ -36,7 +43,7 @@ _FORMATS: dict[str, tuple[str, str]] = {
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 # Bump when any reader's output changes: knowledge bases re-read their files once (vectors of
 # unchanged chunks are reused).
-READERS_VERSION = 2
+READERS_VERSION = 3
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
@@ -48,11 +55,17 @@ __all__ = [
     "DocumentError",
     "EmptyDocumentError",
     "EncryptedDocumentError",
+    "ExpansionLimitError",
     "FileTooLargeError",
+    "NotRegularFileError",
+    "OpenedFile",
+    "OutsideFoldersError",
     "UnreadableFileError",
     "UnsupportedFormatError",
     "is_supported",
     "kind_of",
+    "open_document_file",
+    "parse_document",
     "read_document",
 ]
 
@@ -66,35 +79,57 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in _FORMATS
 
 
-def read_document(path: Path, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> ParsedDocument:
-    """Read one file into sections. Raises a ``DocumentError`` subclass with a specific message."""
+def read_document(
+    path: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    confinement: Confinement | None = None,
+) -> ParsedDocument:
+    """Read one file into sections. Raises a ``DocumentError`` subclass with a specific message.
+
+    With ``confinement``, a path whose real location is outside those folders is refused."""
+    _reader_of(path)  # an unsupported type is refused before the file is even opened
+    with open_document_file(path, confinement) as opened:
+        if opened.size > max_bytes:
+            raise too_large(opened.size, max_bytes)
+        data = read_bytes(opened, max_bytes)
+    return parse_document(path, data)
+
+
+def read_bytes(opened: OpenedFile, max_bytes: int) -> bytes:
+    try:
+        return opened.read_all(max_bytes)
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def parse_document(path: Path, data: bytes) -> ParsedDocument:
+    """Parse the bytes of ``path`` (its name only gives the format)."""
+    kind, reader = _reader_of(path)
+    if not data:
+        raise EmptyDocumentError("empty file (0 bytes)")
+    try:
+        document = reader(data, kind)
+    except DocumentError:
+        raise
+    except RecursionError as exc:
+        raise ExpansionLimitError(f"this {kind.upper()} file is nested too deeply") from exc
+    except MemoryError as exc:
+        raise ExpansionLimitError(
+            f"this {kind.upper()} file expands past the memory limit"
+        ) from exc
+    if not any(section.text.strip() for section in document.sections):
+        raise EmptyDocumentError(f"no text found in this {kind.upper()} file")
+    return document
+
+
+def _reader_of(path: Path) -> tuple[str, Reader]:
     entry = _FORMATS.get(path.suffix.lower())
     if entry is None:
         shown = path.suffix or "(no extension)"
         raise UnsupportedFormatError(f"unsupported file type {shown}")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise UnreadableFileError(f"cannot read file: {exc.strerror or exc}") from exc
-    if size == 0:
-        raise EmptyDocumentError("empty file (0 bytes)")
-    if size > max_bytes:
-        raise FileTooLargeError(
-            f"file too large: {size / 2**20:.0f} MiB exceeds the {max_bytes / 2**20:.0f} MiB limit"
-        )
     kind, module_name = entry
-    reader = _load_reader(module_name)
-    try:
-        document = reader(path)
-    except DocumentError:
-        raise
-    except PermissionError as exc:
-        raise UnreadableFileError("permission denied: this file is not readable") from exc
-    except OSError as exc:
-        raise UnreadableFileError(f"cannot read file: {exc.strerror or exc}") from exc
-    if not any(section.text.strip() for section in document.sections):
-        raise EmptyDocumentError(f"no text found in this {kind.upper()} file")
-    return document
+    return kind, _load_reader(module_name)
 
 
 def _load_reader(module_name: str) -> Reader:

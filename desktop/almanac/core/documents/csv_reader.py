@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 from almanac.core.documents.encoding import decode_text
 from almanac.core.documents.errors import CorruptDocumentError, EmptyDocumentError
@@ -15,8 +14,8 @@ _SNIFF_CHARS = 64 * 1024
 _DELIMITERS = ",;\t|"
 
 
-def read(path: Path) -> ParsedDocument:
-    text, warnings = decode_text(path.read_bytes())
+def read(data: bytes, kind: str = "csv") -> ParsedDocument:
+    text, warnings = decode_text(data)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     rows: list[list[str]] = []
     record_start = 1

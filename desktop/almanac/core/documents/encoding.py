@@ -38,11 +38,31 @@ def decode_text(data: bytes) -> tuple[str, tuple[str, ...]]:
             break
     else:
         if b"\x00" in data:
-            # UTF-16/32 without a BOM is rare in practice; NULs almost always mean a binary file.
-            raise BinaryContentError("binary data, not text")
-        text, warnings = _decode_unmarked(data)
+            # NULs mean a binary file, unless they sit in every other byte: UTF-16 without a BOM
+            # (what some Windows tools write), its Latin text has a zero high byte per character.
+            utf16 = _bomless_utf16(data)
+            if utf16 is None:
+                raise BinaryContentError("binary data, not text")
+            text, warnings = _decode_replacing(data, utf16)
+        else:
+            text, warnings = _decode_unmarked(data)
     _reject_binary(text)
     return _LINE_BREAK.sub("\n", text), warnings
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """``utf-16-le``/``-be`` when the NULs of ``data`` fall on one byte parity only."""
+    sample = data[: _SAMPLE_BYTES - (_SAMPLE_BYTES % 2)]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_nuls, odd_nuls = even.count(0), odd.count(0)
+    # Mostly Latin text: nearly every high byte is zero; the low bytes almost never are.
+    if odd_nuls >= 0.3 * len(odd) and even_nuls <= 0.01 * len(even):
+        return "utf-16-le"
+    if even_nuls >= 0.3 * len(even) and odd_nuls <= 0.01 * len(odd):
+        return "utf-16-be"
+    return None
 
 
 def _decode_replacing(data: bytes, encoding: str) -> tuple[str, tuple[str, ...]]:

@@ -33,3 +33,15 @@ class FileTooLargeError(DocumentError):
 
 class UnreadableFileError(DocumentError):
     pass
+
+
+class NotRegularFileError(UnreadableFileError):
+    """A FIFO, socket or device: never opened for reading (a FIFO would block forever)."""
+
+
+class OutsideFoldersError(UnreadableFileError):
+    """A symbolic link whose target is outside the folders being indexed."""
+
+
+class ExpansionLimitError(DocumentError):
+    """The file would inflate past what a reader may build (a zip bomb, an HTML bomb)."""

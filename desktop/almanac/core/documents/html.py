@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import codecs
 import re
-from pathlib import Path
 
 from bs4 import BeautifulSoup
 from bs4.element import CData, NavigableString, Tag
 
 from almanac.core.documents.encoding import decode_text
+from almanac.core.documents.errors import ExpansionLimitError
+from almanac.core.documents.limits import MAX_HTML_ELEMENTS, MAX_NESTING_DEPTH
 from almanac.core.documents.text import BlockWriter
 from almanac.core.records import ParsedDocument
 
@@ -26,11 +27,26 @@ _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
 )
 _SPACES = re.compile(r"\s+")
+_START_TAG = re.compile(r"<[A-Za-z]")
 
 
-def read(path: Path) -> ParsedDocument:
-    text, warnings = _decode(path.read_bytes())
+def read(data: bytes, kind: str = "html") -> ParsedDocument:
+    text, warnings = _decode(data)
+    # Counted before parsing, at C speed: a page of millions of tiny elements would take
+    # gigabytes as a tree. Every start tag begins "<letter"; stray ones only over-count.
+    elements = text.count("<")
+    if elements > MAX_HTML_ELEMENTS:
+        elements = sum(1 for _ in _START_TAG.finditer(text))
+    if elements > MAX_HTML_ELEMENTS:
+        raise ExpansionLimitError(
+            f"HTML page too complex: {elements:,} elements (the limit is {MAX_HTML_ELEMENTS:,})"
+        )
     soup = BeautifulSoup(text, "lxml")
+    depth = _depth(soup)
+    if depth > MAX_NESTING_DEPTH:
+        raise ExpansionLimitError(
+            f"HTML nested too deeply: {depth:,} levels (the limit is {MAX_NESTING_DEPTH})"
+        )
     _remove_noise(soup)
     writer = BlockWriter()
     title = soup.title.get_text(" ") if soup.title else ""
@@ -39,6 +55,17 @@ def read(path: Path) -> ParsedDocument:
     _Walker(writer).walk(soup.body or soup)
     extracted, sections = writer.finish()
     return ParsedDocument("html", (extracted,), tuple(sections), warnings=warnings)
+
+
+def _depth(soup: BeautifulSoup) -> int:
+    """How deeply elements nest, without recursion (the point is to refuse deep trees)."""
+    deepest = 0
+    stack: list[tuple[Tag, int]] = [(soup, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in tag.contents if isinstance(child, Tag))
+    return deepest
 
 
 def _decode(data: bytes) -> tuple[str, tuple[str, ...]]:

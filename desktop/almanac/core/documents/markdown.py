@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -18,8 +17,8 @@ from almanac.core.records import ParsedDocument
 _FRONT_MATTER = re.compile(r"(---|\+\+\+)[ \t]*\n(?:.*?\n)?(?:\1|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
-def read(path: Path) -> ParsedDocument:
-    text, warnings = decode_text(path.read_bytes())
+def read(data: bytes, kind: str = "md") -> ParsedDocument:
+    text, warnings = decode_text(data)
     body_start = _front_matter_end(text)
     # Blank lines stand in for the front matter so token line numbers still index ``text``;
     # commonmark alone would read "---\ntitle: x\n---" as a rule plus a setext heading.

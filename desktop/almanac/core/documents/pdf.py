@@ -12,7 +12,6 @@ import threading
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -43,8 +42,7 @@ class _Bookmark:
     path: HeadingPath
 
 
-def read(path: Path) -> ParsedDocument:
-    data = path.read_bytes()
+def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
     with PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(data)

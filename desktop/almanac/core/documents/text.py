@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from almanac.core.documents.encoding import decode_text
 from almanac.core.records import ParsedDocument, Section
@@ -119,9 +118,9 @@ class BlockWriter:
         return start
 
 
-def read(path: Path) -> ParsedDocument:
-    text, warnings = decode_text(path.read_bytes())
-    if path.suffix.lower() == ".rst":
+def read(data: bytes, kind: str = "txt") -> ParsedDocument:
+    text, warnings = decode_text(data)
+    if kind == "rst":
         return ParsedDocument("rst", (text,), tuple(_rst_sections(text)), warnings=warnings)
     # Plain text often underlines its titles too ("Version 4.2\n-----------"); only the common
     # underline characters count, so a row of dots or quotes in prose is never taken for one.
