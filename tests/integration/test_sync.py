@@ -358,3 +358,36 @@ def test_changes_lost_in_an_inotify_overflow_are_found(kb, docs: Path) -> None:
         assert "Ticket 00137" in doc_text(kb.store, docs / "note-137.md")
     finally:
         sync.stop()
+
+
+@pytest.mark.skipif(
+    not (QUEUE_LIMIT.exists() and os.access(QUEUE_LIMIT, os.W_OK)),
+    reason="needs Linux inotify and root, to give the watcher a small event queue",
+)
+def test_a_rescan_does_not_overflow_the_event_queue_by_itself(kb, docs: Path) -> None:
+    """A reconciliation opens and reads every file. If those opens and closes reached the kernel
+    queue, a folder with more files than the queue holds would overflow it at every rescan,
+    and every overflow asks for another rescan: a livelock (seen as a CI flake, issue 15)."""
+    for i in range(300):
+        (docs / f"doc-{i:03d}.md").write_text(
+            f"# Doc {i}\n\nEntry {i:05d} of the parts list.\n", encoding="utf-8"
+        )
+    old = QUEUE_LIMIT.read_text()
+    sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
+    QUEUE_LIMIT.write_text("64")  # 300 files read = 600+ open/close events with the old mask
+    try:
+        try:
+            sync.start()
+            probe = docs / "probe.md"
+            probe.write_text("# Probe\n\nThe watcher is up.\n", encoding="utf-8")
+            wait_for(lambda: key(probe) in kb.store.documents(), what="the probe file")
+        finally:
+            QUEUE_LIMIT.write_text(old)
+        assert sync.wait_idle(WAIT)
+        before = sync.stats.reconciles
+        sync.request_reconcile("a test asks for a full comparison")
+        assert sync.wait_idle(WAIT), "the rescan kept overflowing the queue and rescanning"
+        assert sync.stats.reconciles == before + 1
+        settle(kb.store, docs, sync)
+    finally:
+        sync.stop()

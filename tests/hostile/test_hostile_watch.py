@@ -1,0 +1,138 @@
+"""Live sync on a hostile folder: real watchdog, real LanceDB, real files.
+
+Every test waits for a condition (the index mirrors the folder) with a generous deadline; none
+sleeps as a barrier or asserts a duration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hostile_cases import (
+    escape_codes,
+    fifo,
+    link_in,
+    link_out,
+    non_utf8_name,
+    utf16_without_bom,
+    write_good,
+)
+from hostile_run import REPO
+
+from almanac.core.discovery import walk
+from almanac.core.ingest import posix
+from almanac.core.records import DocumentStatus
+from almanac.core.store import Store
+from almanac.core.sync import FolderSync
+from almanac.core.writer_lock import exclusive_writer
+
+DEADLINE = 90.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def mirrors(store: Store, folder: Path) -> bool:
+    """The index holds exactly the folder's entries (the refused ones as errors)."""
+    return set(store.documents()) == {posix(f.path) for f in walk(folder)}
+
+
+def test_watch_mirrors_a_hostile_folder(kb, docs: Path) -> None:
+    write_good(docs)
+    errors: list[str] = []
+    sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2, on_error=errors.append)
+    sync.start()
+    try:
+        wait_for(lambda: mirrors(kb.store, docs), "the start-up reconciliation")
+        # Each hostile file arrives while the sync runs; a FIFO used to block it forever.
+        names = [
+            fifo(docs),
+            non_utf8_name(docs),
+            link_out(docs),
+            link_in(docs),
+            escape_codes(docs),
+            utf16_without_bom(docs),
+        ]
+        (docs / "vpn.txt").unlink()
+        late = docs / "late.md"
+        late.write_text("# Late\n\nWritten after the FIFO appeared.\n", encoding="utf-8")
+        wait_for(lambda: mirrors(kb.store, docs), "the index to mirror the folder")
+        assert sync.wait_idle(DEADLINE)
+        found = kb.store.documents()
+        status = {name: found[posix(docs / name)] for name in names}
+        assert "named pipe" in status["p.txt"].error
+        assert "outside the indexed folders" in status["notes.md"].error
+        for name in names[1:2] + names[3:]:
+            assert status[name].status is DocumentStatus.INDEXED, status[name]
+        assert found[posix(late)].status is DocumentStatus.INDEXED
+        assert posix(docs / "vpn.txt") not in found
+        assert errors == []  # per-file problems are file statuses, not failures of the sync
+    finally:
+        assert sync.stop(timeout=10)
+
+
+def test_a_reconciliation_skipped_for_the_writer_lock_is_retried(kb, docs: Path) -> None:
+    write_good(docs)
+    errors: list[str] = []
+    sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2, on_error=errors.append)
+    with exclusive_writer(kb.path):  # as if another process were writing
+        sync.start()
+        wait_for(lambda: bool(errors), "the skipped reconciliation to be reported")
+    try:
+        wait_for(lambda: mirrors(kb.store, docs), "the retried reconciliation")
+        assert sync.wait_idle(DEADLINE)
+        assert "another Almanac process" in errors[0]
+        assert errors[-1] == ""  # and its recovery was announced
+        assert len([e for e in errors if e]) == 1  # reported once, not at every retry
+    finally:
+        assert sync.stop(timeout=10)
+
+
+def test_sigterm_ends_watch_whatever_it_is_doing(docs: Path, tmp_path: Path) -> None:
+    """A FIFO and a big first reconciliation in progress: SIGTERM still ends the process."""
+    for i in range(400):
+        (docs / f"doc-{i:03d}.md").write_text(
+            f"# Doc {i}\n\n" + f"Entry {i} of the parts list, with its shelf and bin. " * 40,
+            encoding="utf-8",
+        )
+    fifo(docs)
+    env = dict(os.environ, PYTHONPATH=str(REPO / "desktop"))
+    log = tmp_path / "watch.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "almanac.cli", "watch", str(docs), "--kb", str(tmp_path / "kb")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        kb_docs = tmp_path / "kb" / "almanac-kb.json"
+        wait_for(lambda: kb_docs.exists() and b"watching" in log.read_bytes(), "watch to start")
+        wait_for(lambda: _indexed(tmp_path / "kb") > 0, "indexing to be under way")
+        proc.send_signal(signal.SIGTERM)
+        # Generous: the requirement is 2 s; before the fix it never ended at all.
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert 0 < _indexed(tmp_path / "kb") < 401, "the signal was meant to land mid-reconciliation"
+
+
+def _indexed(kb_dir: Path) -> int:
+    try:
+        return len(Store.open_existing(kb_dir).documents())
+    except Exception:  # tables being created by the watcher
+        return 0
