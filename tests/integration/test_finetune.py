@@ -223,6 +223,66 @@ def test_adapter_only_export_from_the_finished_run_loads_in_llama_cpp(run, work,
     assert [s.split()[1] for s in sums] == ["tiny-support-lora-f16.gguf", "base-Q4_K_M.gguf"]
 
 
+def test_a_gguf_file_is_a_base_too(run, work, dataset, tmp_path, monkeypatch):
+    """--base FILE.gguf: de-quantized into a Hugging Face folder once (cached by SHA-256),
+    trained, and the adapter exported for that very file (no re-conversion of the base)."""
+    out, _, _ = run
+    gguf = tmp_path / "tiny-base.gguf"
+    shutil.copy(out / "tiny-support-Q4_K_M.gguf", gguf)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr("almanac.finetune.gguf_base.default_cache", lambda: cache)
+    again = tmp_path / "from-gguf"
+    code, stdout, stderr = almanac(
+        "--base", gguf, "--data", dataset, "--recipe", RECIPE, "--converter-cache", TEST_MODELS,
+        "--out", again, "--adapter-only", "--max-steps", "4", "-q",
+    )  # fmt: skip
+    assert code == 0, stderr
+    (folder,) = cache.iterdir()
+    marker = json.loads((folder / "almanac-gguf-base.json").read_text())
+    assert marker["sha256"] == sha256_file(gguf)
+    same, total = marker["tokenizer_agreement"]
+    assert same == total > 0  # the training tokenizer splits text exactly like llama.cpp
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert "quantization_config" not in config
+    assert (folder / "chat_template.jinja").is_file() or "chat_template" in (
+        folder / "tokenizer_config.json"
+    ).read_text()
+    adapter = Path(stdout.strip().splitlines()[-1])
+    assert adapter.name == "tiny-support-lora-f16.gguf"
+    sums = (again / "tiny-support-lora-f16.gguf.sha256").read_text().splitlines()
+    assert [Path(line.split(maxsplit=1)[1]).name for line in sums] == [adapter.name, gguf.name]
+    assert not (again / "base-Q4_K_M.gguf").exists()
+    summary = json.loads((again / "finetune.json").read_text())
+    assert (
+        summary["training"]["adapter_check"]["lora"] != summary["training"]["adapter_check"]["base"]
+    )
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    code, _, stderr = almanac(
+        "--base", gguf, "--data", dataset, "--recipe", RECIPE, "--converter-cache", TEST_MODELS,
+        "--out", tmp_path / "second", "--adapter-only", "--max-steps", "1", "-q",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # converted only once
+
+
+def test_a_gguf_without_a_chat_template_is_refused_before_training(tmp_path, dataset):
+    from gguf import GGUFWriter
+
+    path = tmp_path / "no-template.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_type("model")
+    writer.add_tensor("token_embd.weight", __import__("numpy").zeros((4, 4), dtype="float32"))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    code, _, stderr = almanac("--base", path, "--data", dataset, "--out", tmp_path / "out", "-q")
+    assert code == 1
+    assert "carries no chat template" in stderr
+    assert not (tmp_path / "out").exists()
+
+
 # -- bad input fails early, before any training -------------------------------------------------
 
 

@@ -122,6 +122,27 @@ def load_beir(directory: Path, split: str = "train", limit_queries: int | None =
     return EvalSet(f"{directory.name} ({split})", documents, None, queries)
 
 
+# SQuAD dev articles whose index is 3 mod 4 (12 of 48) are held out from the default model's
+# training data (almanac.finetune.raft): answers are evaluated on those articles only.
+SQUAD_HELDOUT_EVERY = 4
+SQUAD_HELDOUT_REMAINDER = 3
+
+
+def squad_part(article_index: int) -> str:
+    """ "heldout" or "train": the fixed split of SQuAD dev articles."""
+    heldout = article_index % SQUAD_HELDOUT_EVERY == SQUAD_HELDOUT_REMAINDER
+    return "heldout" if heldout else "train"
+
+
+def squad_heldout(queries: Sequence[EvalQuery]) -> list[EvalQuery]:
+    """The questions of the held-out articles (document ids are ``"{article}-{paragraph}"``)."""
+    return [
+        q
+        for q in queries
+        if all(squad_part(int(doc.split("-", 1)[0])) == "heldout" for doc in q.relevant)
+    ]
+
+
 def load_squad(
     json_path: Path,
     limit_paragraphs: int | None = None,

@@ -23,7 +23,13 @@ def add_finetune_parser(sub: Any) -> None:
             "The last line printed is the path of the GGUF written."
         ),
     )
-    p.add_argument("--base", type=Path, required=True, metavar="HF_MODEL_DIR")
+    p.add_argument(
+        "--base",
+        type=Path,
+        required=True,
+        metavar="HF_MODEL_DIR|MODEL.gguf",
+        help="a Hugging Face model folder, or a GGUF file (turned into one, once)",
+    )
     p.add_argument(
         "--data", type=Path, required=True, metavar="TRAIN.jsonl", help="chat conversations"
     )

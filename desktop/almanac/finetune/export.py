@@ -77,6 +77,42 @@ def export_gguf(model_dir: Path, out: Path, qtype: str, *, cache: Path, work: Pa
     return describe(out, "model", qtype.upper())
 
 
+def preflight_export(
+    base_dir: Path, recipe: Any, model_type: str, *, adapter: bool, cache: Path
+) -> None:
+    """Run, on the untrained base, the conversion that export will run after training: the
+    vocabulary (llama.cpp's converter recognises the tokenizer's pre-tokenizer, finds the
+    SentencePiece model, ...) or, for an adapter, a freshly initialised LoRA adapter with the
+    recipe's target modules. Raises :class:`gguf_export.ExportError` with the converter's words."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="almanac-preflight-") as tmp:
+        work = Path(tmp)
+        if not adapter:
+            gguf_export.convert_hf_to_gguf(
+                base_dir, work / "vocab.gguf", "f16", cache=cache, vocab_only=True
+            )
+            return
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        from almanac.finetune.recipe import target_modules
+
+        auto: Any = AutoModelForCausalLM
+        model = auto.from_pretrained(str(base_dir), dtype="auto")
+        config = LoraConfig(
+            r=recipe.lora.r,
+            lora_alpha=recipe.lora.alpha,
+            target_modules=target_modules(recipe, model_type),
+            task_type="CAUSAL_LM",
+        )
+        get_peft_model(model, config).save_pretrained(str(work / "adapter"))
+        del model
+        converter.convert_lora_to_gguf(
+            work / "adapter", base_dir, work / "adapter.gguf", cache=cache, outtype="f16"
+        )
+
+
 def export_adapter_gguf(
     adapter_dir: Path, base_dir: Path, out: Path, *, cache: Path
 ) -> ExportedFile:

@@ -16,6 +16,7 @@ lengths. Output folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -30,6 +31,7 @@ from typing import Any
 
 from almanac.core import gguf_export
 from almanac.core.embedding import Embedder
+from almanac.core.llm.gguf_file import inspect_gguf
 from almanac.finetune import data as fdata
 from almanac.finetune.base_model import inspect_base_model
 from almanac.finetune.card import model_card
@@ -39,12 +41,15 @@ from almanac.finetune.evaluate import ExampleResult, Scores, evaluate_gguf, writ
 from almanac.finetune.export import (
     ExportedFile,
     check_adapter_loads,
+    describe,
     export_adapter_gguf,
     export_gguf,
     merge_adapter,
+    preflight_export,
     tokenizer_agreement,
     write_sha256,
 )
+from almanac.finetune.gguf_base import hf_folder_from_gguf
 from almanac.finetune.recipe import Recipe, load_recipe, target_modules
 from almanac.finetune.train import StepCallback, train_lora
 
@@ -94,11 +99,19 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
         quant=options.quant, max_steps=options.max_steps
     )
     qtype = recipe.export.quant
-    info = inspect_base_model(options.base)  # missing files fail before anything slow
-    conversations = fdata.load_jsonl(options.data)
+    conversations = fdata.load_jsonl(options.data)  # a bad line fails before anything slow
+    base_gguf: Path | None = None
+    if options.base.suffix.lower() == ".gguf":
+        base_gguf = options.base
+        options = dataclasses.replace(options, base=hf_folder_from_gguf(options.base, say=say))
+    info = inspect_base_model(options.base)
     cache = options.converter_cache or default_converter_cache()
     src = gguf_export.converter_dir(cache)
     info = inspect_base_model(options.base, supported_architectures(src))
+    say("checking that the result will export (llama.cpp's converter, before training)")
+    preflight_export(
+        options.base, recipe, info.model_type, adapter=options.adapter_only, cache=cache
+    )
     say(
         f"base {info.architecture} ({_millions(info.parameters)}), "
         f"{len(conversations)} conversations in {options.data.name}"
@@ -165,10 +178,14 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
     details: tuple[list[ExampleResult], list[ExampleResult]] | None = None
     agreement: tuple[int, int] | None = None
     if options.adapter_only:
-        say(f"converting the base model to GGUF ({qtype}), for use with the adapter")
-        base_file = export_gguf(
-            options.base, out / f"base-{qtype}.gguf", qtype, cache=cache, work=work
-        )
+        if base_gguf is not None:  # the adapter goes with the very file it was trained from
+            quantization = inspect_gguf(base_gguf).quantization or "unknown"
+            base_file = describe(base_gguf, "model", quantization)
+        else:
+            say(f"converting the base model to GGUF ({qtype}), for use with the adapter")
+            base_file = export_gguf(
+                options.base, out / f"base-{qtype}.gguf", qtype, cache=cache, work=work
+            )
         say("converting the LoRA adapter to GGUF")
         adapter = export_adapter_gguf(
             result.adapter_dir, options.base, out / f"{slug}-lora-f16.gguf", cache=cache

@@ -82,6 +82,9 @@ class TrainSettings:
     gradient_checkpointing: bool = False  # less memory for 3B models, ~30% slower
     device: str = "auto"  # auto (CUDA when available), cpu, cuda
     threads: int = 0  # CPU threads for training and evaluation; 0: one per core
+    # CPU matrix products in bf16 (weights stay float32): "auto" where the CPU has native bf16
+    # (avx512_bf16 / AMX), 1.5-2x faster there; "bf16" or "fp32" to force.
+    cpu_precision: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +257,10 @@ def validate(recipe: Recipe, source: str) -> None:
         (train.keep_checkpoints >= 1, "[train].keep_checkpoints must be at least 1"),
         (train.device in ("auto", "cpu", "cuda"), "[train].device must be auto, cpu or cuda"),
         (train.threads >= 0, "[train].threads must be 0 (all cores) or more"),
+        (
+            train.cpu_precision in ("auto", "bf16", "fp32"),
+            "[train].cpu_precision must be auto, bf16 or fp32",
+        ),
         (0 <= data.eval_fraction <= 0.5, "[data].eval_fraction must be in [0, 0.5]"),
         (data.eval_max >= 0, "[data].eval_max must not be negative"),
         (

@@ -77,6 +77,28 @@ def pick_device(setting: str) -> tuple[str, Any]:
     return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def cpu_has_bf16() -> bool:
+    """Native bf16 matrix instructions (avx512_bf16 or AMX): without them, bf16 on a CPU is
+    emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def autocast_dtype(device: str, dtype: Any, cpu_precision: str) -> Any | None:
+    """The dtype matrix products run in under autocast, or None for none."""
+    import torch
+
+    if device == "cuda":
+        return dtype
+    if cpu_precision == "bf16" or (cpu_precision == "auto" and cpu_has_bf16()):
+        return torch.bfloat16
+    return None
+
+
 def total_steps(recipe: Recipe, examples: int) -> int:
     t = recipe.train
     if t.max_steps:
@@ -203,6 +225,7 @@ def _train(
         notes.append("--resume: no checkpoint found, started from step 0")
 
     pad = int(_pad_id(base_dir))
+    autocast = autocast_dtype(device, dtype, t.cpu_precision)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     bar = _progress_bar(steps_total, step, progress)
     started = time.monotonic()
@@ -217,7 +240,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             step_loss = 0.0
             for batch in chosen:
-                loss_sum = _batch_loss(model, batch, pad, device, dtype)
+                loss_sum = _batch_loss(model, batch, pad, device, autocast)
                 loss = loss_sum / max(1, targets)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -268,7 +291,12 @@ def _train(
         losses=losses,
         seconds=seconds,
         device=device,
-        dtype=str(dtype).removeprefix("torch."),
+        dtype=str(dtype).removeprefix("torch.")
+        + (
+            f", {str(autocast).removeprefix('torch.')} autocast"
+            if autocast is not None and device == "cpu"
+            else ""
+        ),
         trainable_parameters=sum(p.numel() for p in params),
         total_parameters=total,
         notes=notes,
@@ -309,7 +337,9 @@ def _pad_id(base_dir: Path) -> int:
     return int(tokenizer.pad_token_id)
 
 
-def _batch_loss(model: Any, batch: Sequence[Encoded], pad: int, device: str, dtype: Any) -> Any:
+def _batch_loss(
+    model: Any, batch: Sequence[Encoded], pad: int, device: str, autocast: Any | None
+) -> Any:
     """Summed cross-entropy over the batch's target tokens."""
     import torch
     import torch.nn.functional as F
@@ -326,7 +356,7 @@ def _batch_loss(model: Any, batch: Sequence[Encoded], pad: int, device: str, dty
     targets = labels[:, 1:]
     # Logits only where some row has a target: position p predicts token p + 1.
     keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(-1)
-    with torch.autocast(device_type="cuda", dtype=dtype, enabled=device == "cuda"):
+    with torch.autocast(device_type=device, dtype=autocast, enabled=autocast is not None):
         try:
             out = model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep)
             logits = out.logits

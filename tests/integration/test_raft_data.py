@@ -1,0 +1,141 @@
+"""The retrieval-augmented training data: sources come from the app's own search over a real KB,
+about a third target the refusal, answers cite the passage that holds them, and nothing of the
+evaluation material (held-out SQuAD articles, the answer-quality KB) reaches training."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from almanac.core.eval import squad_part
+from almanac.core.prompting import SOURCES_HEADER
+from almanac.finetune.examples import REFUSAL
+from almanac.finetune.raft import (
+    Builder,
+    Item,
+    Passages,
+    _slug,
+    squad_documents_and_items,
+    support_items,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SQUAD = REPO.parent / "shared" / "eval" / "squad" / "dev-v1.1.json"
+TRAINING_DATA = REPO / "models" / "default" / "data" / "train.jsonl"
+ANSWER_KB = REPO / "benchmarks" / "answer_kb"
+_SOURCE = re.compile(r"^\[(\d+)\] (.*)$", re.M)
+
+
+def _sources(system: str) -> dict[int, str]:
+    """Numbered source texts of a rendered system prompt."""
+    body = system.split(SOURCES_HEADER, 1)[1]
+    blocks = re.split(r"\n\n(?=\[\d+\] )", body.strip())
+    out: dict[int, str] = {}
+    for block in blocks:
+        head, _, text = block.partition("\n")
+        match = _SOURCE.match(head)
+        assert match, block
+        out[int(match.group(1))] = text
+    return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def sample_items() -> list[Item]:
+    return support_items(REPO / "models" / "finetune" / "example" / "qa.json", "sample-kb")
+
+
+def test_sources_come_from_search_and_a_third_are_refusals(make_kb, sample_kb, sample_items):
+    kb = make_kb()
+    kb.ingestor.ingest([sample_kb])
+    searched: dict[str, set[str]] = {}
+
+    def search(query: str, k: int):
+        hits = list(kb.searcher.search(query, k).hits)
+        searched.setdefault(query, set()).update(_norm(h.text) for h in hits)
+        return hits
+
+    chunks = [c for path in sorted(kb.store.documents()) for c in kb.store.chunks_of(path)]
+    from almanac.core.records import Hit
+
+    passages = Passages(
+        Hit(c.chunk_id, c.doc_path, c.page, c.start, c.end, c.heading, c.text, 0.0) for c in chunks
+    )
+    builder = Builder(search, passages, source_root=None, seed=3)
+    conversations = builder.build(sample_items)
+    assert len(conversations) >= len(sample_items) - 2
+    refusals = [c for c in conversations if c.messages[-1].content == REFUSAL]
+    assert 0.25 <= len(refusals) / len(conversations) <= 0.45
+    by_question = {i.question: i for i in sample_items}
+    for conversation in conversations:
+        system, question, target = (
+            conversation.messages[0].content,
+            conversation.messages[-2].content,
+            conversation.messages[-1].content,
+        )
+        item = by_question[question]
+        sources = _sources(system)
+        assert 3 <= len(sources) <= 5 or target == REFUSAL
+        anchors = [_norm(a) for a in item.sources]
+        holding = {n for n, text in sources.items() if any(a in _norm(text) for a in anchors)}
+        if target == REFUSAL:
+            assert not holding, (question, sources)  # the answer's passage was taken out
+        else:
+            cited = {int(n) for n in re.findall(r"\[(\d+)\]", target)}
+            assert cited and cited <= holding, (question, target, sources)
+        # Every passage that is not the answer's came from searching this question.
+        for n, text in sources.items():
+            if n not in holding:
+                assert _norm(text) in searched[question], (question, text)
+
+
+def test_squad_uses_only_the_training_articles(tmp_path):
+    articles = []
+    for a in range(8):
+        context = f"Article {a} facts. The river number {a} is 10{a} km long. It flows north."
+        qas = [
+            {
+                "id": f"{a}-q",
+                "question": f"How long is river {a}?",
+                "answers": [{"text": f"10{a} km", "answer_start": context.index(f"10{a} km")}],
+            }
+        ]
+        articles.append({"title": f"River_{a}", "paragraphs": [{"context": context, "qas": qas}]})
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"data": articles}), encoding="utf-8")
+    documents, items = squad_documents_and_items(path)
+    train = {a for a in range(8) if squad_part(a) == "train"}
+    assert len(train) == 6 and squad_part(3) == squad_part(7) == "heldout"
+    assert sorted(documents) == sorted(f"squad/river-{a}.md" for a in train)
+    assert {i.question for i in items} == {f"How long is river {a}?" for a in train}
+    for item in items:
+        assert item.answer is not None and item.answer.endswith("[1]")
+        assert item.forbid[0] in item.answer and item.sources[0] in item.answer
+
+
+def test_the_shipped_training_data_holds_no_evaluation_material():
+    if not TRAINING_DATA.is_file():
+        pytest.skip("no committed training data")
+    training = TRAINING_DATA.read_text(encoding="utf-8")
+    assert training.count("\n") > 500
+    questions = json.loads((ANSWER_KB / "questions.json").read_text(encoding="utf-8"))
+    for q in questions["questions"]:
+        assert q["question"] not in training, q
+    for doc in sorted((ANSWER_KB / "docs").rglob("*")):
+        if doc.is_file():
+            assert doc.name not in training, doc  # no source label from the evaluation KB
+    if SQUAD.is_file():
+        data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
+        labels: dict[str, set[bool]] = {"train": set(), "heldout": set()}
+        for index, article in enumerate(data):
+            title = article["title"].replace("_", " ")
+            label = f"] {_slug(title)}.md - {title}\n"
+            labels[squad_part(index)].add(label in training)
+        assert labels["heldout"] == {False}  # no held-out article is ever shown as a source
+        assert True in labels["train"]  # (the label format is the one looked for)
