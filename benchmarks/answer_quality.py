@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -179,11 +180,14 @@ def busy_core(enabled: bool) -> Iterator[int | None]:
         yield None
         return
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # A plain `kill` of the benchmark must not leave the spinner running: turn it into an exit.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         yield proc.pid
     finally:
         proc.kill()
         proc.wait()
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- scoring --------------------------------------------------------------------------------------
