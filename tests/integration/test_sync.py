@@ -372,9 +372,10 @@ def test_a_rescan_does_not_overflow_the_event_queue_by_itself(kb, docs: Path) ->
         (docs / f"doc-{i:03d}.md").write_text(
             f"# Doc {i}\n\nEntry {i:05d} of the parts list.\n", encoding="utf-8"
         )
+    kb.ingestor.ingest([docs])  # indexed beforehand: every rescan below only reads and hashes
     old = QUEUE_LIMIT.read_text()
     sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
-    QUEUE_LIMIT.write_text("64")  # 300 files read = 600+ open/close events with the old mask
+    QUEUE_LIMIT.write_text("8")  # 300 files read = 600+ open/close events with the old mask
     try:
         try:
             sync.start()
@@ -384,10 +385,13 @@ def test_a_rescan_does_not_overflow_the_event_queue_by_itself(kb, docs: Path) ->
         finally:
             QUEUE_LIMIT.write_text(old)
         assert sync.wait_idle(WAIT)
-        before = sync.stats.reconciles
-        sync.request_reconcile("a test asks for a full comparison")
-        assert sync.wait_idle(WAIT), "the rescan kept overflowing the queue and rescanning"
-        assert sync.stats.reconciles == before + 1
+        for _ in range(
+            5
+        ):  # whether one rescan overflows depends on scheduling; five rarely all pass
+            before = sync.stats.reconciles
+            sync.request_reconcile("a test asks for a full comparison")
+            assert sync.wait_idle(WAIT), "the rescan kept overflowing the queue and rescanning"
+            assert sync.stats.reconciles == before + 1, "the rescan overflowed the queue itself"
         settle(kb.store, docs, sync)
     finally:
         sync.stop()
