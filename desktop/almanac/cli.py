@@ -15,13 +15,26 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from almanac import __version__
 from almanac.core.offline import enforce_offline_env
 from almanac.core.records import Answer, IngestProgress, SearchFilters, SearchResult
 
+if TYPE_CHECKING:
+    from almanac.core.answer import AnswerService
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class AnswerDefaults:
+    """core.answer's defaults, repeated so that --help need not import the core (checked equal by
+    a test)."""
+
+    max_tokens = 320
+    short = 160
+
+
 # The same as core.embedding.EMBEDDER_BACKENDS, repeated so that --help need not import numpy.
 EMBEDDER_BACKENDS = ("int8", "fp32")
 _BACKEND_HELP = "how the embedding model runs: int8 (ONNX, quantized; default) or fp32 (torch)"
@@ -121,16 +134,35 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_search)
 
     p = sub.add_parser("ask", help="answer a question from the knowledge base, with citations")
-    p.add_argument("question", help="the question")
+    p.add_argument("question", nargs="?", help="the question")
     p.add_argument("--kb", type=Path, help=kb_help)
     p.add_argument(
         "--model", type=Path, metavar="GGUF", help="local GGUF chat model (default: $ALMANAC_MODEL)"
     )
+    p.add_argument(
+        "--lora", type=Path, metavar="ADAPTER", help="a LoRA adapter GGUF applied to --model"
+    )
     p.add_argument("--server", metavar="URL", help="an OpenAI-compatible chat server instead")
     p.add_argument("--server-model", metavar="ID", help="model id on that server")
     p.add_argument("--json", action="store_true", help="print the answer record as JSON")
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='batch: read {"id","text"} lines on stdin, one JSON answer line each',
+    )
+    p.add_argument(
+        "--show-unsupported",
+        action="store_true",
+        help="also print a withheld answer (one its sources don't support), labelled",
+    )
     p.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
-    p.add_argument("--max-tokens", type=int, default=512, help="answer length limit")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=AnswerDefaults.max_tokens,
+        help=f"answer length cap (default {AnswerDefaults.max_tokens}; "
+        f"short factual questions get at most {AnswerDefaults.short})",
+    )
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
     p.add_argument("--gpu-layers", default="auto", help="auto, all, none or a number")
@@ -382,8 +414,6 @@ def _result_json(result: SearchResult) -> dict[str, object]:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    import threading
-
     from almanac.app import build_engine, build_services, default_model
     from almanac.core.answer import AnswerConfig, AnswerService
     from almanac.core.store import read_meta
@@ -391,12 +421,20 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.k < 1 or args.max_tokens < 1 or args.ctx < 256:
         print("almanac ask: error: -k and --max-tokens must be >= 1, --ctx >= 256", file=sys.stderr)
         return EXIT_USAGE
+    if args.jsonl == bool(args.question):
+        print("almanac ask: error: give a QUESTION or --jsonl (not both)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.lora is not None and (args.server or (args.model is None and default_model() is None)):
+        print("almanac ask: error: --lora needs a local --model", file=sys.stderr)
+        return EXIT_USAGE
     kb = _kb(args)
     read_meta(kb)
     services = build_services(
         kb, embedding_model=_embedding_model(args), embedder_backend=args.embedder
     )
-    model = args.model if args.model is not None else default_model()
+    model, lora = None, None
+    if not args.server:
+        model, lora = _chosen_model(args.model, args.lora)
     engine = build_engine(
         model,
         server_url=args.server,
@@ -404,25 +442,58 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         n_ctx=args.ctx,
         gpu_layers=args.gpu_layers,
         threads=args.threads,
+        lora=lora,
     )
-    if engine is not None and not args.json:
-        info = engine.info
-        print(
-            f"model: {info.model} - {info.backend}, context {info.n_ctx}, "
-            f"chat template: {info.chat_template}",
-            file=sys.stderr,
+    try:
+        if engine is not None and not (args.json or args.jsonl):
+            info = engine.info
+            adapter = f", LoRA {info.lora}" if info.lora else ""
+            print(
+                f"model: {info.model}{adapter} - {info.backend}, context {info.n_ctx}, "
+                f"chat template: {info.chat_template}",
+                file=sys.stderr,
+            )
+        service = AnswerService(
+            services.searcher,
+            services.embedder,
+            engine,
+            config=AnswerConfig(
+                sources=args.k,
+                max_tokens=args.max_tokens,
+                temperature=args.temperature,
+                allow_general_knowledge=args.general,
+            ),
         )
-    service = AnswerService(
-        services.searcher,
-        services.embedder,
-        engine,
-        config=AnswerConfig(
-            sources=args.k,
-            max_tokens=args.max_tokens,
-            temperature=args.temperature,
-            allow_general_knowledge=args.general,
-        ),
-    )
+        if args.jsonl:
+            return _ask_jsonl(service, sys.stdin)
+        return _ask_one(service, args)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _chosen_model(explicit: Path | None, lora: Path | None) -> tuple[Path | None, Path | None]:
+    """The model and adapter to load (see ``choose_model``); a missing or damaged default model
+    is said once on stderr and the answers are the passages alone."""
+    from almanac.app import choose_model
+    from almanac.core.llm.default_model import DefaultModelError
+
+    choice = choose_model(explicit, lora)
+    if choice.problem is not None:
+        print(f"almanac: {choice.problem}; answering with passages only", file=sys.stderr)
+        return None, None
+    if choice.verify is not None:
+        try:
+            choice.verify()
+        except DefaultModelError as exc:
+            print(f"almanac: {exc}; answering with passages only", file=sys.stderr)
+            return None, None
+    return choice.path, choice.lora
+
+
+def _ask_one(service: AnswerService, args: argparse.Namespace) -> int:
+    import threading
+
     stop = threading.Event()
     outcome: list[Answer | BaseException] = []
 
@@ -446,23 +517,65 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
         worker.join()
-    finally:
-        if engine is not None:
-            engine.close()
     result = outcome[0]
     if isinstance(result, BaseException):
         raise result
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
         return EXIT_OK
-    _print_answer_footer(result)
+    _print_answer_footer(result, show_unsupported=args.show_unsupported)
     return EXIT_OK
 
 
-def _print_answer_footer(answer: Answer) -> None:
+def _ask_jsonl(service: AnswerService, lines: TextIO) -> int:
+    """One answer line per question line, the model loaded once. A bad line or a failed answer
+    gives an ``error`` line for its id (or line number) and the run goes on; exit 1 if any did."""
+    failed = False
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        qid: object = lineno
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("not a JSON object")
+            qid = item.get("id", lineno)
+            text = item["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError('"text" must be a non-empty string')
+        except (ValueError, KeyError) as exc:
+            reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            failed = True
+            error = f'line {lineno}: expected {{"id": ..., "text": ...}} ({reason})'
+            print(json.dumps({"id": qid, "error": error}, ensure_ascii=False), flush=True)
+            continue
+        try:
+            answer = service.answer(text)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one question's failure is that line's, not the run's
+            failed = True
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(json.dumps({"id": qid, "error": message}, ensure_ascii=False), flush=True)
+            continue
+        print(json.dumps({"id": qid, **answer.to_json()}, ensure_ascii=False), flush=True)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _print_answer_footer(answer: Answer, *, show_unsupported: bool = False) -> None:
     print()
     if answer.stopped:
         print("[stopped]")
+    if answer.withheld:
+        if show_unsupported:
+            print("\nUnsupported by your documents (the model's answer, withheld):")
+            for line in answer.unsupported_text.splitlines():
+                print(f"  | {line}")
+        else:
+            print(
+                "(the model's answer was withheld: its sources don't support it; "
+                "--show-unsupported prints it)"
+            )
     if answer.citations and answer.mode.value == "model":
         print("\nSources:")
         for c in answer.citations:
@@ -489,9 +602,18 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
     catalog = load_catalog()
     if args.file is None:
+        default = _default_model_entry()
         if args.json:
-            print(json.dumps([dataclasses.asdict(e) for e in catalog], ensure_ascii=False))
+            entries = [default, *(dataclasses.asdict(e) for e in catalog)]
+            print(json.dumps(entries, ensure_ascii=False))
             return EXIT_OK
+        print(f"Default model: {default['name']}")
+        if default["problem"]:
+            print(f"  not usable: {default['problem']} (answers are the passages alone)")
+        else:
+            print(f"  base {default['path']}")
+            print(f"  adapter {default['adapter']}")
+            print(f"  model card {default['model_card']}")
         print("Recommended models (download them yourself, then: almanac model FILE.gguf):")
         for e in catalog:
             size = f"{e.size_bytes / 1e9:.2f} GB" if e.size_bytes else "size unverified"
@@ -531,6 +653,35 @@ def _cmd_model(args: argparse.Namespace) -> int:
     )
     print(f"  sha256 {added.sha256}: {status}")
     return EXIT_OK
+
+
+def _default_model_entry() -> dict[str, Any]:
+    """Almanac's default model as a listing entry (``"default": true``), usable or not."""
+    from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
+
+    entry: dict[str, Any] = {
+        "default": True,
+        "name": "Almanac default model",
+        "quantization": None,
+        "problem": None,
+    }
+    try:
+        found = resolve_default_model()
+    except DefaultModelError as exc:
+        entry["problem"] = str(exc)
+        return entry
+    entry.update(
+        name=found.name,
+        description=found.description,
+        path=str(found.path),
+        file_name=found.path.name,
+        quantization=found.quantization,
+        adapter=str(found.adapter) if found.adapter else None,
+        sha256=found.base_sha256,
+        adapter_sha256=found.adapter_sha256,
+        model_card=str(found.card) if found.card else None,
+    )
+    return entry
 
 
 # -- status / remove ----------------------------------------------------------------------------
@@ -936,9 +1087,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                     ),
                 )
                 bar = ProgressBar(sys.stderr, "answers", enabled=show_progress)
+                # The default model trained on SQuAD's other articles: answer only held-out ones.
+                answerable = ev.squad_heldout(evalset.queries) if args.squad else evalset.queries
                 answers = evaluate_answers(
                     service,
-                    sample(evalset.queries, args.answers, seed=0),
+                    sample(answerable, args.answers, seed=0),
                     negatives,
                     doc_of_path=doc_of_path,
                     progress=bar.update,

