@@ -133,15 +133,15 @@ def test_the_shipped_training_data_holds_no_evaluation_material():
     questions = json.loads((ANSWER_KB / "questions.json").read_text(encoding="utf-8"))
     for q in questions["questions"]:
         assert q["question"] not in training, q
-    for doc in sorted((ANSWER_KB / "docs").rglob("*")):
-        if doc.is_file():
-            assert doc.name not in training, doc  # no source label from the evaluation KB
+    # The evaluation KB documents a product (the Larkspur TR-7) named on every page.
+    assert "larkspur" in (ANSWER_KB / "docs" / "faq.md").read_text(encoding="utf-8").lower()
+    assert "larkspur" not in training.lower()
     if SQUAD.is_file():
         data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
         labels: dict[str, set[bool]] = {"train": set(), "heldout": set()}
         for index, article in enumerate(data):
             title = article["title"].replace("_", " ")
-            label = f"] {_slug(title)}.md - {title}\n"
+            label = f"] {_slug(title)}.md - {title}\\n"  # as JSON writes the line break
             labels[squad_part(index)].add(label in training)
         assert labels["heldout"] == {False}  # no held-out article is ever shown as a source
         assert True in labels["train"]  # (the label format is the one looked for)
