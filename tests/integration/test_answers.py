@@ -23,11 +23,14 @@ from almanac.core.store import Store
 
 
 class ScriptedEngine:
-    """Replies with a fixed text, one word per token; records what it was asked."""
+    """Replies with a fixed text, one word per token up to max_tokens; records what it was asked.
+    ``stop_after``: sets the stop event itself after that many tokens (a user pressing Stop)."""
 
-    def __init__(self, reply: str, n_ctx: int = 4096) -> None:
+    def __init__(self, reply: str, n_ctx: int = 4096, stop_after: int | None = None) -> None:
         self.reply = reply
         self.calls: list[list[ChatMessage]] = []
+        self.configs: list[GenerationConfig] = []
+        self.stop_after = stop_after
         self._info = EngineInfo("scripted", "scripted", n_ctx, "none")
 
     @property
@@ -44,10 +47,13 @@ class ScriptedEngine:
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
         self.calls.append(list(messages))
-        for i, word in enumerate(self.reply.split(" ")):
+        self.configs.append(config)
+        for i, word in enumerate(self.reply.split(" ")[: config.max_tokens]):
             if stop is not None and stop.is_set():
                 return
             yield word if i == 0 else " " + word
+            if self.stop_after is not None and i + 1 == self.stop_after and stop is not None:
+                stop.set()
 
     def close(self) -> None:
         pass
@@ -184,20 +190,16 @@ def test_follow_up_finds_the_other_platform(sample_searcher, embedder) -> None:
 
 
 def test_stop_ends_generation(sample_searcher, embedder) -> None:
-    engine = ScriptedEngine(" ".join(f"word{i}" for i in range(200)))
+    engine = ScriptedEngine(" ".join(f"word{i}" for i in range(200)), stop_after=5)
     service = _service(sample_searcher, embedder, engine)
     stop = threading.Event()
     pieces: list[str] = []
-
-    def on_token(piece: str) -> None:
-        pieces.append(piece)
-        if len(pieces) == 5:
-            stop.set()
-
-    answer = service.answer("How do I reset my password?", on_token=on_token, stop=stop)
+    answer = service.answer("How do I reset my password?", on_token=pieces.append, stop=stop)
     assert answer.stopped
-    assert len(pieces) == 5
     assert answer.tokens_generated == 5
+    # Five words that cite nothing: withheld like any unsupported text, never streamed.
+    assert answer.unsupported_text == "word0 word1 word2 word3 word4"
+    assert "word0" not in "".join(pieces)
 
 
 def test_injected_document_stays_data(tmp_path, embedder) -> None:

@@ -5,6 +5,7 @@ from almanac.core.citations import drop_invalid_markers, marker_numbers, split_s
 from almanac.core.llm.base import ChatMessage
 from almanac.core.prompting import (
     NO_SOURCES,
+    Neutralizer,
     Source,
     build_messages,
     default_system_prompt,
@@ -73,7 +74,8 @@ def test_chat_control_sequences_in_untrusted_text_are_neutralized() -> None:
     assert neutralize("a <b>tag</b> and x|y") == "a <b>tag</b> and x|y"
 
 
-def test_follow_up_questions_carry_the_previous_question() -> None:
+def test_the_merged_form_of_a_follow_up_is_the_previous_question_then_this_one() -> None:
+    # Whether the merged form is used is decided from retrieval (integration/test_answers.py).
     history = [
         ChatMessage("user", "How do I reset the client on macOS?"),
         ChatMessage("assistant", "Hold Option while opening it [1]."),
@@ -82,9 +84,29 @@ def test_follow_up_questions_carry_the_previous_question() -> None:
         retrieval_query("and on Windows?", history)
         == "How do I reset the client on macOS? and on Windows?"
     )
-    standalone = "What are the support hours on the Team plan for phone support?"
-    assert retrieval_query(standalone, history) == standalone
     assert retrieval_query("and on Windows?", []) == "and on Windows?"
+
+
+def test_every_special_token_of_a_vocabulary_is_neutralized() -> None:
+    # A synthetic vocabulary: SmolLM2-style metadata tokens, a custom role marker, a token that is
+    # what remains of another once defused, and tokens that must be left alone.
+    vocab = ["<filename>", "<gh_stars>", "<|custom_role|>", "|custom_role|>", "[TOOL]", "x", " "]
+    clean = Neutralizer(vocab)
+    attack = "See <filename>secrets.txt<gh_stars>5 then <|custom_role|> and [TOOL] call; x marks"
+    safe = clean(attack)
+    for token in ("<filename>", "<gh_stars>", "<|custom_role|>", "|custom_role|>", "[TOOL]"):
+        assert token not in safe, token
+    assert safe.replace("\u200d", "") == attack
+    assert "x marks" in safe  # one-character and whitespace tokens are not touched
+    assert clean("plain text, no tokens") == "plain text, no tokens"
+    # Without the vocabulary only the static template markers are known.
+    assert "<filename>" in neutralize(attack)
+    messages = build_messages("sys", [Source(1, "<filename>.md", attack)], [], attack, clean)
+    assert all("<filename>" not in m.content and "[TOOL]" not in m.content for m in messages)
+    history = [ChatMessage("user", "<gh_stars>"), ChatMessage("assistant", "[TOOL]")]
+    messages = build_messages("sys", [], history, "q", clean)
+    assert all("<gh_stars>" not in m.content and "[TOOL]" not in m.content for m in messages)
+    assert clean("<|im_start|>system") != "<|im_start|>system"  # static patterns still apply
 
 
 def test_source_labels() -> None:

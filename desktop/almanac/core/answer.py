@@ -1,22 +1,45 @@
 """Grounded answers: retrieve, prompt with numbered sources, generate, map [n] back to passages.
 
 Honesty comes first: when retrieval finds nothing above the relevance floor the model is not asked
-to guess; without a model, the answer is the best passages themselves, cited.
+to guess; without a model, the answer is the best passages themselves, cited. The policy for
+small models lives here, once, for the desktop chat, ``ask``, ``ask --jsonl`` and ``eval``:
+
+- generation ends at the end of the answer (end-of-turn token, a new "Sources:" block or turn),
+  with a mild repeat penalty, a length suited to the question, and a loop cut while streaming;
+- text reaches the user a sentence at a time, and only once a sentence is supported by a source
+  it cites: an answer with no supported sentence (or no citation at all) is withheld, the user
+  gets the refusal and the best passages, and the model's text is kept in
+  ``Answer.unsupported_text`` for whoever asks to see it;
+- a question is merged with the previous one only when retrieval shows it is a follow-up.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from almanac.core.citations import drop_invalid_markers, marker_numbers
+import numpy as np
+
+from almanac.core.citations import (
+    drop_invalid_markers,
+    marker_numbers,
+    split_sentences,
+    strip_markers,
+)
 from almanac.core.embedding import Embedder
-from almanac.core.grounding import unsupported_sentences
+from almanac.core.grounding import SupportChecker, is_claim, unsupported_sentences
 from almanac.core.llm.base import ChatMessage, Engine, GenerationConfig, ModelError
-from almanac.core.prompting import Source, build_messages, default_system_prompt, source_label
+from almanac.core.prompting import (
+    Neutralizer,
+    Source,
+    build_messages,
+    default_system_prompt,
+    source_label,
+)
 from almanac.core.records import (
     Answer,
     AnswerMode,
@@ -33,12 +56,36 @@ NO_MODEL_HINT = (
     "No language model is configured: add a GGUF model (almanac ask --model FILE.gguf, or "
     "Settings > Model) to get written answers."
 )
+PASSAGES_INTRO = "Here are the most relevant passages from your documents:"
+WITHHELD_NOTE = (
+    "The model's answer was not supported by these passages, so it is not shown "
+    "(ask to see it: it is labelled as unsupported)."
+)
 _REFUSAL = re.compile(r"couldn.?t find (?:that|this|it|anything)[^.]*in your documents", re.I)
-# Short follow-ups lean on the previous question: "and on Windows?", "what about refunds?"
-_FOLLOW_UP = re.compile(
-    r"^(?:and|or|but|also|what about|how about|same|then|so|it|its|that|this|those|they|there)\b",
+
+# What a model writes when it goes on past its answer: the sources again (the app lists them), or
+# the next turn of a conversation it imagines. The end-of-turn token itself needs no stop string
+# (the engine stops on it).
+STOP_STRINGS = (
+    "\nSources:",
+    "\nSource:",
+    "\n**Sources",
+    "\nReferences:",
+    "\nQuestion:",
+    "\nUser:",
+    "\nuser:",
+    "<|im_start|>",
+    "<|im_end|>",
+)
+# Questions that ask for a procedure or an explanation get the whole cap; the rest (a fact, a
+# yes/no, a number) an answer of a sentence or two: with citations, a direct answer and one
+# sentence of context, the sample KB's reference answers are 20-70 tokens.
+_PROCEDURAL = re.compile(
+    r"\b(?:how (?:do|can|should|to|does)|steps?|install|set ?up|configure|troubleshoot|fix|"
+    r"explain|why|list|compare|difference|walk me|guide|migrat\w*|procedure)\b",
     re.I,
 )
+SHORT_ANSWER_TOKENS = 160
 
 TokenCallback = Callable[[str], None]
 
@@ -46,21 +93,42 @@ TokenCallback = Callable[[str], None]
 @dataclass(frozen=True, slots=True)
 class AnswerConfig:
     sources: int = 5
-    max_tokens: int = 512
+    # A cap: each question gets ``answer_token_limit`` of it. 320 tokens is a procedure of six to
+    # eight steps with citations; a support answer longer than that is a run-on, and every token
+    # over costs the user ~10-20 ms on a 2-core laptop and leaves less context for sources.
+    max_tokens: int = 320
     temperature: float = 0.2
+    # llama.cpp's penalty covers the answer's own last 64 tokens, not the prompt: copying "30
+    # minutes" from a source is unaffected, while the loops small models fall into are damped.
+    # 1.1 is the common setting; above ~1.2 small models start to avoid repeating the question's
+    # own product names and their [n] markers.
+    repeat_penalty: float = 1.1
     allow_general_knowledge: bool = False
     grounding_similarity: float = 0.5
+    # Follow-ups (see ``choose_query``).
+    standalone_similarity: float = 0.40  # a question whose best passage is this close stands alone
+    merge_gain: float = 0.10  # the merged query's best passage must be this much closer
+    related_similarity: float = 0.15  # ... and be about this question too, not only the last one
+
+
+def answer_token_limit(question: str, cap: int) -> int:
+    """The answer length for ``question``: the whole cap for procedures and explanations,
+    ``SHORT_ANSWER_TOKENS`` for the rest (never more than the cap)."""
+    if _PROCEDURAL.search(question):
+        return cap
+    return min(cap, SHORT_ANSWER_TOKENS)
+
+
+def previous_question(history: Sequence[ChatMessage]) -> str | None:
+    return next((m.content.strip() for m in reversed(history) if m.role == "user"), None)
 
 
 def retrieval_query(question: str, history: Sequence[ChatMessage]) -> str:
-    """The text to search with: a short or elliptical follow-up carries the previous question."""
-    previous = next((m.content for m in reversed(history) if m.role == "user"), None)
+    """The merged form of a follow-up: the previous question, then this one. Whether to use it
+    is ``AnswerService.choose_query``'s decision, made from what each form retrieves."""
+    previous = previous_question(history)
     question = question.strip()
-    if previous is None:
-        return question
-    if len(question.split()) <= 6 or _FOLLOW_UP.match(question):
-        return f"{previous.strip()} {question}"
-    return question
+    return question if previous is None else f"{previous} {question}"
 
 
 class AnswerService:
@@ -82,6 +150,10 @@ class AnswerService:
         self.system_prompt = system_prompt or default_system_prompt()
         self.config = config or AnswerConfig()
         self.source_root = source_root
+        # Untrusted text is defused against the loaded model's own special tokens as well as the
+        # static template markers (an engine that knows none gets the static ones only).
+        special = getattr(engine, "special_tokens", None)
+        self.neutralizer = Neutralizer(special if isinstance(special, frozenset) else ())
 
     def answer(
         self,
@@ -96,8 +168,7 @@ class AnswerService:
         question = question.strip()
         if not question:
             raise ValueError("empty question")
-        query = retrieval_query(question, history)
-        result = self.searcher.search(query, self.config.sources, filters)
+        query, result = self.choose_query(question, history, filters)
         if not result.relevant:
             if self.engine is not None and self.config.allow_general_knowledge:
                 return self._general(question, history, query, on_token, stop, started)
@@ -108,6 +179,40 @@ class AnswerService:
         if self.engine is None:
             return self._sources_only(question, query, hits, started, on_token)
         return self._generate(question, history, query, result, on_token, stop, started)
+
+    def choose_query(
+        self,
+        question: str,
+        history: Sequence[ChatMessage] = (),
+        filters: SearchFilters | None = None,
+    ) -> tuple[str, SearchResult]:
+        """Search the question alone; merge it with the previous question only when retrieval
+        says it is a follow-up: the question alone finds nothing close (below
+        ``standalone_similarity``), the merged query finds passages clearly closer (by
+        ``merge_gain``), and those passages are about this question too (cosine to the question
+        alone of at least ``related_similarity``). The last test is what keeps "Who won the 2018
+        World Cup?" after a password question from retrieving password passages: the merged
+        query's passages are the previous question's, unrelated to this one."""
+        cfg = self.config
+        question = question.strip()
+        alone = self.searcher.search(question, cfg.sources, filters)
+        previous = previous_question(history)
+        strong = alone.relevant and (alone.best_similarity or 0.0) >= cfg.standalone_similarity
+        if previous is None or strong:
+            return question, alone
+        merged_query = retrieval_query(question, history)
+        merged = self.searcher.search(merged_query, cfg.sources, filters)
+        if not merged.relevant or not merged.hits:
+            return question, alone
+        gain = (merged.best_similarity or 0.0) - (alone.best_similarity or 0.0)
+        if gain < cfg.merge_gain:
+            return question, alone
+        top = merged.hits[:3]
+        vectors = self.embedder.embed([question] + [h.text for h in top])
+        related = max(float(np.dot(vectors[0], v)) for v in vectors[1:])
+        if related < cfg.related_similarity:
+            return question, alone
+        return merged_query, merged
 
     # -- the modes ----------------------------------------------------------------------------
 
@@ -122,27 +227,56 @@ class AnswerService:
         started: float,
     ) -> Answer:
         assert self.engine is not None
+        max_tokens = answer_token_limit(question, self.config.max_tokens)
         sources = [self._source(i, hit) for i, hit in enumerate(result.hits, 1)]
-        messages, shown = self._fit(sources, list(history), question)
+        messages, shown = self._fit(sources, list(history), question, max_tokens)
         used = {s.number for s in shown}
-        text, first_token, tokens, stopped = self._stream(messages, on_token, stop, started)
         citations_all = {i: _citation(i, hit) for i, hit in enumerate(result.hits, 1) if i in used}
-        text, invalid = drop_invalid_markers(text, set(citations_all))
+        checker = SupportChecker(
+            {n: c.text for n, c in citations_all.items()},
+            self.embedder,
+            similarity=self.config.grounding_similarity,
+        )
+        streamer = AnswerStream(checker, on_token)
+        first_token, tokens, stopped, looped = self._stream(
+            messages, streamer, stop, started, max_tokens
+        )
+        raw = streamer.final_text(run_on=tokens >= max_tokens and not stopped)
+        text, invalid = drop_invalid_markers(raw, set(citations_all))
         text = text.strip()
         cited = [n for n in marker_numbers(text) if n in citations_all]
         citations = tuple(citations_all[n] for n in sorted(cited))
         also = tuple(c for n, c in sorted(citations_all.items()) if n not in cited)
         refused = bool(_REFUSAL.search(text)) and not cited
-        if refused:
-            unsupported: list[str] = []
-        else:
+        unsupported: list[str] = []
+        if not refused:
             unsupported = unsupported_sentences(
-                text,
-                {n: c.text for n, c in citations_all.items()},
-                self.embedder,
-                similarity=self.config.grounding_similarity,
-                exempt=(NOT_FOUND_TEXT,),
+                text, checker.passages, self.embedder, exempt=(NOT_FOUND_TEXT,), checker=checker
             )
+        if not refused and _withhold(text, cited, unsupported):
+            # Nothing in it rests on a passage it cites: the user gets the refusal and the
+            # passages the model was shown; the model's text only on request, labelled.
+            shown_hits = [result.hits[n - 1] for n in sorted(used)]
+            listing = _passage_lines(shown_hits, sorted(used), self._label)
+            refusal = "\n".join([NOT_FOUND_TEXT, "", PASSAGES_INTRO, "", *listing])
+            streamer.emit_replacement(refusal)
+            return Answer(
+                question=question,
+                text=refusal,
+                mode=AnswerMode.NOT_FOUND,
+                citations=tuple(citations_all[n] for n in sorted(used)),
+                also_retrieved=(),
+                grounded=True,
+                invalid_markers=invalid,
+                stopped=stopped,
+                retrieval_query=query,
+                seconds_to_first_token=first_token,
+                seconds_total=time.perf_counter() - started,
+                tokens_generated=tokens,
+                unsupported_text=text,
+                loop_cut=looped,
+            )
+        streamer.emit_rest(raw)
         return Answer(
             question=question,
             text=text,
@@ -157,6 +291,7 @@ class AnswerService:
             seconds_to_first_token=first_token,
             seconds_total=time.perf_counter() - started,
             tokens_generated=tokens,
+            loop_cut=looped,
         )
 
     def _general(
@@ -173,10 +308,22 @@ class AnswerService:
             "question. Answer briefly from general knowledge and say that it is not from "
             "their documents."
         )
-        messages = [ChatMessage("system", system), *history, ChatMessage("user", question)]
+        clean = self.neutralizer
+        messages = [
+            ChatMessage("system", system),
+            *[ChatMessage(m.role, clean(m.content)) for m in history if m.role != "system"],
+            ChatMessage("user", clean(question)),
+        ]
         if on_token:
             on_token(GENERAL_PREFIX + " ")
-        text, first_token, tokens, stopped = self._stream(messages, on_token, stop, started)
+        max_tokens = answer_token_limit(question, self.config.max_tokens)
+        # Labelled as general knowledge, not grounded: streamed as it comes, loops still cut.
+        streamer = AnswerStream(None, on_token)
+        first_token, tokens, stopped, looped = self._stream(
+            messages, streamer, stop, started, max_tokens
+        )
+        text = streamer.final_text(run_on=tokens >= max_tokens and not stopped)
+        streamer.emit_rest(text)
         return Answer(
             question=question,
             text=f"{GENERAL_PREFIX} {text.strip()}",
@@ -189,6 +336,7 @@ class AnswerService:
             seconds_to_first_token=first_token,
             seconds_total=time.perf_counter() - started,
             tokens_generated=tokens,
+            loop_cut=looped,
         )
 
     def _sources_only(
@@ -199,13 +347,8 @@ class AnswerService:
         started: float,
         on_token: TokenCallback | None,
     ) -> Answer:
-        lines = ["Here are the most relevant passages from your documents:", ""]
-        for i, hit in enumerate(hits, 1):
-            snippet = " ".join(hit.text.split())
-            if len(snippet) > 400:
-                snippet = snippet[:400].rsplit(" ", 1)[0] + " ..."
-            lines.append(f"[{i}] {self._label(hit)}: {snippet}")
-        lines += ["", NO_MODEL_HINT]
+        numbers = list(range(1, len(hits) + 1))
+        lines = [PASSAGES_INTRO, "", *_passage_lines(hits, numbers, self._label), "", NO_MODEL_HINT]
         citations = tuple(_citation(i, hit) for i, hit in enumerate(hits, 1))
         return self._fixed(
             question, query, "\n".join(lines), AnswerMode.SOURCES_ONLY, citations, started, on_token
@@ -239,39 +382,52 @@ class AnswerService:
     def _stream(
         self,
         messages: list[ChatMessage],
-        on_token: TokenCallback | None,
+        streamer: AnswerStream,
         stop: threading.Event | None,
         started: float,
-    ) -> tuple[str, float | None, int, bool]:
+        max_tokens: int,
+    ) -> tuple[float | None, int, bool, bool]:
+        """Generate into ``streamer``: (first token seconds, tokens, stopped, loop cut)."""
         assert self.engine is not None
         gen = GenerationConfig(
-            max_tokens=self.config.max_tokens, temperature=self.config.temperature
+            max_tokens=max_tokens,
+            temperature=self.config.temperature,
+            repeat_penalty=self.config.repeat_penalty,
+            stop=STOP_STRINGS,
         )
-        pieces: list[str] = []
         first: float | None = None
-        for piece in self.engine.stream_chat(messages, gen, stop):
-            if first is None:
-                first = time.perf_counter() - started
-            pieces.append(piece)
-            if on_token:
-                on_token(piece)
+        tokens = 0
+        pieces = self.engine.stream_chat(messages, gen, stop)
+        try:
+            for piece in pieces:
+                if first is None:
+                    first = time.perf_counter() - started
+                tokens += 1
+                if not streamer.feed(piece):
+                    break  # a loop: closing the generator ends generation
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
         stopped = stop is not None and stop.is_set()
-        return "".join(pieces), first, len(pieces), stopped
+        return first, tokens, stopped, streamer.cut is not None
 
     def _fit(
-        self, sources: list[Source], history: list[ChatMessage], question: str
+        self, sources: list[Source], history: list[ChatMessage], question: str, max_tokens: int
     ) -> tuple[list[ChatMessage], list[Source]]:
         """Everything must fit the context with room for the answer: drop the oldest turns first,
         then the least relevant sources, then shorten the last source."""
         assert self.engine is not None
-        budget = self.engine.info.n_ctx - self.config.max_tokens
+        budget = self.engine.info.n_ctx - max_tokens
         if budget <= 0:
             raise ModelError(
                 f"context size {self.engine.info.n_ctx} leaves no room for a "
-                f"{self.config.max_tokens}-token answer"
+                f"{max_tokens}-token answer"
             )
         while True:
-            messages = build_messages(self.system_prompt, sources, history, question)
+            messages = build_messages(
+                self.system_prompt, sources, history, question, self.neutralizer
+            )
             if self.engine.count_tokens(messages) <= budget:
                 return messages, sources
             if history:
@@ -290,6 +446,141 @@ class AnswerService:
 
     def _label(self, hit: Hit) -> str:
         return source_label(hit.path, hit.page, hit.heading, self.source_root)
+
+
+def _withhold(text: str, cited: Sequence[int], unsupported: Sequence[str]) -> bool:
+    """No valid citation at all, or claims of which none is supported."""
+    if not cited:
+        return True
+    claims = [s for s in split_sentences(text) if NOT_FOUND_TEXT not in s and is_claim(s)]
+    return bool(claims) and len(unsupported) >= len(claims)
+
+
+def _passage_lines(
+    hits: Sequence[Hit], numbers: Sequence[int], label: Callable[[Hit], str]
+) -> list[str]:
+    lines = []
+    for number, hit in zip(numbers, hits, strict=True):
+        snippet = " ".join(hit.text.split())
+        if len(snippet) > 400:
+            snippet = snippet[:400].rsplit(" ", 1)[0] + " ..."
+        lines.append(f"[{number}] {label(hit)}: {snippet}")
+    return lines
+
+
+# -- streaming: sentence by sentence, loops cut, nothing unsupported shown -------------------------
+
+# The end of a sentence (with the markers that follow it: "... minutes. [1]") or of a line, once
+# the next one has begun: no marker can attach to it any more.
+_SENTENCE_DONE = re.compile(
+    r"[.!?](?:\s*[\[\uff3b]\d[\d,\s]*[\]\uff3d])*(?=\s+[^\s\[\uff3b])|\n(?=\s*\S)"
+)
+_WORD = re.compile(r"\S+(?=\s)")
+_LAST_SENTENCE_END = re.compile(r"[.!?](?:\s*[\[\uff3b]\d[\d,\s]*[\]\uff3d])*")
+LOOP_MAX_PERIOD = 16  # words in the repeating unit of a phrase loop
+LOOP_MIN_SPAN = 12  # words a phrase loop must cover before it is cut (at least 3 repeats)
+LOOP_SENTENCE_WORDS = 5  # a sentence this long said twice is a loop
+
+
+class AnswerStream:
+    """Receives the model's pieces; passes text on to ``on_token`` a sentence at a time.
+
+    - Loops: a sentence of ``LOOP_SENTENCE_WORDS`` words or more said a second time, or a phrase
+      of up to ``LOOP_MAX_PERIOD`` words repeated back to back over ``LOOP_MIN_SPAN`` words, ends
+      generation (``feed`` returns False) and is cut from the text, first occurrence kept. Checked
+      per word and per sentence: a few dozen comparisons a token.
+    - Grounding gate (with a ``checker``): nothing is passed on until one sentence is a claim
+      supported by a passage it cites; from then on each sentence as it completes. An answer that
+      never opens the gate is never shown, which is what lets the service withhold it.
+    """
+
+    def __init__(self, checker: SupportChecker | None, on_token: TokenCallback | None) -> None:
+        self.checker = checker
+        self.on_token = on_token
+        self.text = ""
+        self.cut: int | None = None
+        self.open = checker is None
+        self._complete = 0  # text[:_complete] is whole sentences, checked
+        self._emitted = 0  # text[:_emitted] has been passed on
+        self._words: list[tuple[str, int]] = []  # (normalized word, start offset)
+        self._scanned = 0
+        self._sentences: set[str] = set()
+
+    def feed(self, piece: str) -> bool:
+        """Add a piece; False when generation should end (a loop was cut)."""
+        self.text += piece
+        if self._phrase_loop():
+            return False
+        complete = self._complete
+        for match in _SENTENCE_DONE.finditer(self.text, self._complete):
+            sentence = self.text[complete : match.end()]
+            if self._sentence_loop(sentence):
+                self.cut = complete
+                return False
+            if not self.open and self.checker is not None and self.checker.supported(sentence):
+                self.open = True
+            complete = match.end()
+        self._complete = complete
+        if self.open:
+            self._emit_to(self._complete)
+        return True
+
+    def final_text(self, *, run_on: bool) -> str:
+        """The answer: cut at a loop; stopped by the length limit, cut at its last whole
+        sentence (a half sentence reads as a broken answer)."""
+        text = self.text if self.cut is None else self.text[: self.cut]
+        if run_on and self.cut is None:
+            ends = list(_LAST_SENTENCE_END.finditer(text))
+            if ends and ends[-1].end() > len(text) // 3:
+                text = text[: ends[-1].end()]
+        return text.rstrip()
+
+    def emit_rest(self, final: str) -> None:
+        """The answer stands: pass on what the gate held back, up to the end of ``final``."""
+        if self.on_token and len(final) > self._emitted:
+            self.on_token(final[self._emitted :])
+        self._emitted = max(self._emitted, len(final))
+
+    def emit_replacement(self, text: str) -> None:
+        """The answer is withheld (the gate never opened, so nothing of it was shown)."""
+        if self.on_token:
+            self.on_token(text)
+
+    def _emit_to(self, end: int) -> None:
+        if end > self._emitted:
+            if self.on_token:
+                self.on_token(self.text[self._emitted : end])
+            self._emitted = end
+
+    def _sentence_loop(self, sentence: str) -> bool:
+        words = strip_markers(sentence).lower().split()
+        if len(words) < LOOP_SENTENCE_WORDS:
+            return False
+        key = " ".join(w.strip(".,;:!?*-") for w in words)
+        if key in self._sentences:
+            return True
+        self._sentences.add(key)
+        return False
+
+    def _phrase_loop(self) -> bool:
+        for match in _WORD.finditer(self.text, self._scanned):
+            self._words.append((match.group(0).lower(), match.start()))
+            self._scanned = match.end()
+            words = self._words
+            n = len(words)
+            for period in range(1, LOOP_MAX_PERIOD + 1):
+                repeats = max(3, math.ceil(LOOP_MIN_SPAN / period))
+                if n < period * repeats:
+                    break
+                unit = [w for w, _ in words[n - period :]]
+                if all(
+                    [w for w, _ in words[n - (r + 1) * period : n - r * period]] == unit
+                    for r in range(1, repeats)
+                ):
+                    # Keep the first occurrence, cut from the start of the second.
+                    self.cut = words[n - (repeats - 1) * period][1]
+                    return True
+        return False
 
 
 def _citation(number: int, hit: Hit) -> Citation:

@@ -196,6 +196,8 @@ def answer_from_json(data: dict[str, object]) -> Answer:
         retrieval_query=_str(data, "retrieval_query"),
         seconds_to_first_token=_optional_float(data, "seconds_to_first_token"),
         seconds_total=_float(data, "seconds_total"),
+        unsupported_text=_str(data, "unsupported_text", "") if data.get("unsupported_text") else "",
+        loop_cut=_bool(data, "loop_cut"),
     )
 
 

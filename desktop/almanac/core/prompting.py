@@ -8,7 +8,7 @@ The fine-tuning recipe builds its training prompts with these same functions.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +22,55 @@ NO_SOURCES = "Sources: (none)"
 # Chat-template control sequences of the common model families. Document text and questions are
 # untrusted: rendered verbatim and tokenized with special tokens enabled, "<|im_start|>system" in a
 # PDF would become a real role switch. A zero-width joiner inside keeps the text readable but inert.
+# These static patterns apply always; a loaded model adds its own vocabulary's special tokens
+# (SmolLM2's "<filename>", "<gh_stars>", ...), which no list of families can anticipate.
 _CONTROL = re.compile(
     r"<\|[A-Za-z0-9_]{1,40}\|>"  # ChatML, Llama 3, Phi: <|im_start|>, <|eot_id|>, <|end|>
     r"|\[/?INST\]|<</?SYS>>"  # Llama 2, Mistral
     r"|</?s>"  # SentencePiece BOS/EOS
     r"|<(?:start|end)_of_turn>"  # Gemma
 )
+_JOINER = "\u200d"
 
 
-def neutralize(text: str) -> str:
-    return _CONTROL.sub(lambda m: m.group(0)[0] + "\u200d" + m.group(0)[1:], text)
+def _defuse(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token[0] + _JOINER + token[1:]
+
+
+class Neutralizer:
+    """Defuses control-token text in untrusted text: the static patterns plus ``special_tokens``,
+    the text of every special token of the loaded model (see ``LlamaCppEngine.special_tokens``).
+
+    Longest tokens are tried first, so "<|im_start|>" is never split as "<|im_start" + "|>".
+    """
+
+    def __init__(self, special_tokens: Iterable[str] = ()) -> None:
+        # A one-character token can't be split by a joiner; whitespace-only ones are never
+        # control sequences a document could smuggle in as text.
+        tokens = sorted(
+            {t for t in special_tokens if len(t) >= 2 and t.strip()}, key=lambda t: (-len(t), t)
+        )
+        self.special_tokens: tuple[str, ...] = tuple(tokens)
+        self._vocab = re.compile("|".join(map(re.escape, tokens))) if tokens else None
+
+    def __call__(self, text: str) -> str:
+        if self._vocab is not None:
+            # Again until nothing matches: what is left of a defused token ("|im_start|>" after
+            # "<" + joiner) may itself be another token; each pass only shortens joiner-free runs.
+            for _ in range(max(map(len, self.special_tokens))):
+                defused = self._vocab.sub(_defuse, text)
+                if defused == text:
+                    break
+                text = defused
+        return _CONTROL.sub(_defuse, text)
+
+
+_STATIC = Neutralizer()
+
+
+def neutralize(text: str, neutralizer: Neutralizer | None = None) -> str:
+    return (neutralizer or _STATIC)(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +96,12 @@ def source_label(path: str, page: int | None, heading: str, root: str | None = N
     return f"{label} - {heading}" if heading else label
 
 
-def render_sources(sources: Sequence[Source]) -> str:
+def render_sources(sources: Sequence[Source], neutralizer: Neutralizer | None = None) -> str:
     if not sources:
         return NO_SOURCES
+    clean = neutralizer or _STATIC
     # Collapse whitespace runs inside passages: they cost tokens and mean nothing to the model.
-    blocks = [
-        f"[{s.number}] {neutralize(s.label)}\n{neutralize(' '.join(s.text.split()))}"
-        for s in sources
-    ]
+    blocks = [f"[{s.number}] {clean(s.label)}\n{clean(' '.join(s.text.split()))}" for s in sources]
     return SOURCES_HEADER + "\n\n" + "\n\n".join(blocks)
 
 
@@ -73,10 +110,13 @@ def build_messages(
     sources: Sequence[Source],
     history: Sequence[ChatMessage],
     question: str,
+    neutralizer: Neutralizer | None = None,
 ) -> list[ChatMessage]:
-    system = f"{system_prompt.strip()}\n\n{render_sources(sources)}"
+    """The system prompt is trusted (a setting); sources, history and the question are not."""
+    clean = neutralizer or _STATIC
+    system = f"{system_prompt.strip()}\n\n{render_sources(sources, clean)}"
     return [
         ChatMessage("system", system),
-        *[ChatMessage(m.role, neutralize(m.content)) for m in history if m.role != "system"],
-        ChatMessage("user", neutralize(question.strip())),
+        *[ChatMessage(m.role, clean(m.content)) for m in history if m.role != "system"],
+        ChatMessage("user", clean(question.strip())),
     ]

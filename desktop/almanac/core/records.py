@@ -214,6 +214,14 @@ class Answer:
     seconds_to_first_token: float | None = None
     seconds_total: float = 0.0
     tokens_generated: int = 0
+    # The model's text when no sentence of it was supported by the passages it cites: withheld
+    # (``text`` is then the refusal and the passages), shown only on request, labelled.
+    unsupported_text: str = ""
+    loop_cut: bool = False  # the model started repeating itself; the repetition was cut
+
+    @property
+    def withheld(self) -> bool:
+        return bool(self.unsupported_text)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -221,6 +229,8 @@ class Answer:
             "answer": self.text,
             "mode": self.mode.value,
             "grounded": self.grounded,
+            "unsupported_text": self.unsupported_text or None,
+            "loop_cut": self.loop_cut,
             "unsupported_sentences": list(self.unsupported_sentences),
             "invalid_markers": list(self.invalid_markers),
             "stopped": self.stopped,

@@ -24,6 +24,7 @@ _STYLE = """
 .muted { color: #7a7f87; }
 .note { color: #8a6d1f; }
 .sources { margin-left: 14px; }
+.unsupported { color: #8a3b1f; margin-left: 14px; }
 </style>
 """
 
@@ -33,6 +34,7 @@ class Entry:
     role: str  # "user" | "assistant"
     text: str
     answer: Answer | None = None
+    revealed: bool = False  # a withheld answer's model text is shown
 
 
 def where(c: Citation, root: str | None = None) -> str:
@@ -67,9 +69,38 @@ def _sources_html(index: int, title: str, citations: tuple[Citation, ...]) -> st
     return f'<div class="sources"><b>{title}</b><ul>{"".join(items)}</ul></div>'
 
 
-def answer_html(index: int, answer: Answer) -> str:
+UNSUPPORTED_LABEL = "Unsupported by your documents"
+
+
+def _withheld_html(index: int, answer: Answer, revealed: bool) -> str:
+    """The refusal, the passages, and the model's own text only on request, labelled."""
+    first = answer.text.strip().splitlines()[0] if answer.text.strip() else ""
+    parts = [render_plain_html(first)]
+    if answer.citations:
+        parts.append(_sources_html(index, "Closest passages", answer.citations))
+    if revealed:
+        parts.append(
+            f'<div class="unsupported"><b>{UNSUPPORTED_LABEL}</b> '
+            f"<small>(the model's answer, withheld)</small>"
+            f"{render_plain_html(answer.unsupported_text)}"
+            f'<small><a href="reveal:{index}">Hide it</a></small></div>'
+        )
+    else:
+        parts.append(
+            f'<p class="muted"><small><a href="reveal:{index}">Show the model\'s answer</a> '
+            f"({UNSUPPORTED_LABEL.lower()})</small></p>"
+        )
+    if answer.stopped:
+        parts.append('<p class="muted">(stopped)</p>')
+    return "".join(parts)
+
+
+def answer_html(index: int, answer: Answer, revealed: bool = False) -> str:
     """One answer: its text with [n] as links, then its sources, also-retrieved and notes."""
     numbers = {c.number for c in answer.citations} | {c.number for c in answer.also_retrieved}
+    if answer.withheld:
+        body = _withheld_html(index, answer, revealed)
+        return _CITE_HREF.sub(lambda m: f'href="cite:{index}/{m.group(1)}"', body)
     if answer.mode is AnswerMode.SOURCES_ONLY:
         # The text repeats each passage on one line, plus a "no model" hint the banner already
         # gives: show its first line, then the passages as a list.
@@ -182,7 +213,7 @@ class Transcript(QTextBrowser):
             elif e.answer is not None:
                 blocks.append(
                     f'<div class="msg"><span class="who">Almanac</span>'
-                    f"{answer_html(i, e.answer)}</div><hr>"
+                    f"{answer_html(i, e.answer, e.revealed)}</div><hr>"
                 )
             else:
                 blocks.append(
@@ -228,7 +259,19 @@ class Transcript(QTextBrowser):
                 return c
         return None
 
+    def toggle_unsupported(self, index: int) -> None:
+        """Show or hide a withheld answer's model text (entry ``index``)."""
+        if 0 <= index < len(self.entries) and self.entries[index].answer is not None:
+            entry = self.entries[index]
+            entry.revealed = not entry.revealed
+            self.refresh()
+
     def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == "reveal":
+            target = url.path() or url.toString().removeprefix("reveal:")
+            if target.isdigit():
+                self.toggle_unsupported(int(target))
+                return
         citation = self.citation_for(url)
         if citation is not None:
             self.citation_requested.emit(citation)

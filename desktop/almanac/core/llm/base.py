@@ -22,12 +22,18 @@ class GenerationConfig:
     temperature: float = 0.2
     top_p: float = 0.95
     seed: int | None = None
+    # 1.0 is off. Penalizes only tokens of the answer's own recent past (llama.cpp's window is the
+    # last 64 generated tokens, not the prompt), so copying a number from a source is unaffected.
+    repeat_penalty: float = 1.0
+    stop: tuple[str, ...] = ()  # text that ends the answer (not included in it)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
         if not 0.0 <= self.temperature <= 2.0:
             raise ValueError("temperature must be between 0 and 2")
+        if not 1.0 <= self.repeat_penalty <= 2.0:
+            raise ValueError("repeat_penalty must be between 1 (off) and 2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ class EngineInfo:
     chat_template: str  # "gguf" when the model's own template is used, else the fallback's name
     threads: int | None = None
     gpu_layers: int = 0
+    lora: str | None = None  # file name of a LoRA adapter applied at run time
 
 
 class ModelError(Exception):

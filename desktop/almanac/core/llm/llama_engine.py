@@ -8,6 +8,7 @@ which is why prompts put fixed text first (see prompting.py).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from almanac.core.llm.base import (
     EngineInfo,
     GenerationConfig,
     ModelError,
+    ModelNotFoundError,
     UnsupportedModelError,
 )
+from almanac.core.llm.cpu_load import CpuLoad, threads_for_load
 from almanac.core.llm.gguf_file import check_fits_memory, inspect_gguf
 
 FALLBACK_TEMPLATE_NAME = "chatml"
@@ -32,6 +35,16 @@ _CHATML_TEMPLATE = (
 )
 
 GpuLayers = int | str  # "auto" | "all" | "none" | a number of layers
+
+# Prompt processing: see benchmarks/llm_speed.py for the measurements behind these.
+N_BATCH = 512
+N_UBATCH = 512
+FLASH_ATTENTION = False
+RECHECK_SECONDS = 0.5
+# Token attributes that make llama.cpp's tokenizer (special=True) match a token by its text.
+_SPECIAL_ATTRS = 1 << 3 | 1 << 0  # LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_UNKNOWN
+_USER_DEFINED = 1 << 4  # LLAMA_TOKEN_ATTR_USER_DEFINED
+_MARKUP = frozenset("<>[]|{}")
 
 
 def resolve_gpu_layers(setting: GpuLayers, gpu_available: bool) -> int:
@@ -74,29 +87,51 @@ class LlamaCppEngine:
         gpu_layers: GpuLayers = "auto",
         threads: int | None = None,
         seed: int = 0,
+        lora_path: Path | None = None,
+        adaptive_threads: bool | None = None,
     ) -> None:
+        """``threads`` None: every physical core, fewer while other processes keep cores busy
+        (``adaptive_threads``, default on exactly when ``threads`` is None). A fixed number is
+        used as given. ``lora_path``: a LoRA adapter GGUF applied on top of the model."""
         path = Path(model_path)
         # Static checks first: they name the problem (not a GGUF, truncated, too large) where
         # llama.cpp's loader only says that loading failed.
         self.file_info = inspect_gguf(path)
         check_fits_memory(self.file_info, n_ctx)
+        lora = None if lora_path is None else Path(lora_path)
+        if lora is not None:
+            check_lora(lora, self.file_info.architecture)
         import llama_cpp
 
         gpu = gpu_backend_name()
         n_gpu_layers = resolve_gpu_layers(gpu_layers, gpu is not None)
-        n_threads = threads or physical_cores()
+        self._cores = threads or physical_cores()
+        self._adaptive = (threads is None) if adaptive_threads is None else adaptive_threads
+        self._load = CpuLoad() if self._adaptive and n_gpu_layers == 0 else None
+        self._threads_now = self._cores
         try:
             self._llm: Any = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_gpu_layers=n_gpu_layers,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
+                n_threads=self._cores,
+                n_threads_batch=self._cores,
+                n_batch=N_BATCH,
+                n_ubatch=N_UBATCH,
+                flash_attn=FLASH_ATTENTION,
+                lora_path=None if lora is None else str(lora),
                 seed=seed,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
+            if lora is not None and "lora" in str(exc).lower():
+                raise _lora_error(lora, path) from exc
             raise _load_error(path, exc) from exc
+        # llama-cpp-python tests the adapter handle against None, which a NULL ctypes pointer
+        # is not: a rejected adapter (tensor shapes of another model) would pass silently.
+        if lora is not None and not self._llm._lora_adapter:
+            self._llm.close()
+            raise _lora_error(lora, path)
         template = self._llm.metadata.get("tokenizer.chat_template")
         eos_id = self._llm.token_eos()
         bos_id = self._llm.token_bos()
@@ -136,14 +171,38 @@ class LlamaCppEngine:
             model=path.name,
             n_ctx=int(self._llm.n_ctx()),
             chat_template=template_source,
-            threads=n_threads,
+            threads=self._cores,
             gpu_layers=offloaded,
+            lora=None if lora is None else lora.name,
         )
+        self._special_tokens = _special_tokens(self._llm)
         self._closed = False
 
     @property
     def info(self) -> EngineInfo:
         return self._info
+
+    @property
+    def special_tokens(self) -> frozenset[str]:
+        """The text of every control token of the model's vocabulary ("<|im_start|>",
+        "<filename>", ...): what untrusted text must never spell out (prompting.Neutralizer)."""
+        return self._special_tokens
+
+    @property
+    def threads_in_use(self) -> int:
+        """Threads of the latest generation (the adaptive choice; ``info.threads`` is the most)."""
+        return self._threads_now
+
+    def _fit_threads(self) -> None:
+        """One thread per core that other processes leave free (see cpu_load)."""
+        if self._load is None:
+            return
+        wanted = threads_for_load(self._cores, self._load.others_busy())
+        if wanted != self._threads_now:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self._llm.ctx, wanted, wanted)
+            self._threads_now = wanted
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
         payload: Any = [{"role": m.role, "content": m.content} for m in messages]
@@ -166,6 +225,10 @@ class LlamaCppEngine:
         if stop is not None and stop.is_set():
             return
         payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        self._fit_threads()
+        # Generation ends at the template's end of turn without a stop string: llama-cpp-python
+        # stops on every end-of-generation token of the vocabulary (llama_vocab_is_eog: EOS,
+        # <|im_end|>, <|eot_id|>, <end_of_turn>) and on the formatter's stop_token_ids.
         chunks = self._llm.create_chat_completion(
             messages=payload,
             stream=True,
@@ -173,7 +236,10 @@ class LlamaCppEngine:
             temperature=config.temperature,
             top_p=config.top_p,
             seed=config.seed,
+            repeat_penalty=config.repeat_penalty,
+            stop=list(config.stop) or None,
         )
+        last_check = time.monotonic()
         try:
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")
@@ -182,6 +248,11 @@ class LlamaCppEngine:
                 # Checked after every token: a stop request costs at most the token in flight.
                 if stop is not None and stop.is_set():
                     break
+                # Load changes mid-answer too (a build starts): re-fit the threads now and then,
+                # from the window since the last reading, so it costs no waiting.
+                if self._load is not None and time.monotonic() - last_check >= RECHECK_SECONDS:
+                    last_check = time.monotonic()
+                    self._fit_threads()
         finally:
             chunks.close()
 
@@ -189,6 +260,68 @@ class LlamaCppEngine:
         if not self._closed:
             self._closed = True
             self._llm.close()
+
+
+def _special_tokens(llm: Any) -> frozenset[str]:
+    """Texts of the vocabulary's control and unknown tokens, and of user-defined tokens that look
+    like markup. Plain user-defined pieces ("    ", a common word some vocabularies add) are left
+    alone: they tokenize differently but control nothing, and defusing them would garble text."""
+    import llama_cpp
+
+    vocab = llm._model.vocab
+    found: set[str] = set()
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        attr = int(llama_cpp.llama_vocab_get_attr(vocab, token))
+        if not attr & (_SPECIAL_ATTRS | _USER_DEFINED):
+            continue
+        raw = llama_cpp.llama_vocab_get_text(vocab, token)
+        text = raw.decode("utf-8", "replace") if raw else ""
+        if attr & _SPECIAL_ATTRS or _MARKUP.intersection(text):
+            found.add(text)
+    return frozenset(t for t in found if t.strip())
+
+
+def check_lora(lora: Path, architecture: str) -> None:
+    """A LoRA adapter GGUF for ``architecture``, or a ModelError saying what it is instead.
+    (inspect_gguf is for models: it refuses adapters by design.)"""
+    from gguf import GGUFReader
+
+    if not lora.is_file():
+        raise ModelNotFoundError(f"LoRA adapter not found: {lora}")
+    try:
+        with lora.open("rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":
+            raise ModelError(f"LoRA adapter {lora.name} is not a GGUF file")
+        reader = GGUFReader(lora)
+    except OSError as exc:
+        raise ModelError(f"cannot read LoRA adapter {lora}: {exc.strerror or exc}") from exc
+    except (ValueError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as exc:
+        raise ModelError(f"LoRA adapter {lora.name} is damaged or truncated ({exc})") from exc
+    try:
+        fields: dict[str, object] = {}
+        for key in ("general.type", "adapter.type", "general.architecture"):
+            field = reader.get_field(key)
+            fields[key] = field.contents() if field is not None and field.types else None
+    finally:
+        del reader
+    if fields["general.type"] != "adapter" or fields["adapter.type"] != "lora":
+        raise ModelError(
+            f"{lora.name} is not a LoRA adapter (general.type {fields['general.type']!r}, "
+            f"adapter.type {fields['adapter.type']!r})"
+        )
+    if fields["general.architecture"] != architecture:
+        raise ModelError(
+            f"LoRA adapter {lora.name} is for {fields['general.architecture']} models, "
+            f"not this {architecture} model"
+        )
+
+
+def _lora_error(lora: Path, model: Path) -> ModelError:
+    return ModelError(
+        f"llama.cpp could not apply the LoRA adapter {lora.name} to {model.name} "
+        "(made for another base model?)"
+    )
 
 
 def _load_error(path: Path, exc: Exception) -> ModelError:
