@@ -92,10 +92,12 @@ def test_answer_cites_passages_shown_to_the_model(engine, sample_index, embedder
         searcher, embedder, engine, config=AnswerConfig(max_tokens=80, temperature=0.0)
     )
     streamed: list[str] = []
-    question = "How long is the password reset link valid?"
+    # A question the tiny model answers with a sentence its source supports: a wrong answer (it
+    # says "365 hours" for the reset link's validity) is withheld, which test_answer_policy covers.
+    question = "How do I reset my password?"
     answer = service.answer(question, on_token=streamed.append)
     assert answer.mode is AnswerMode.MODEL
-    assert len(streamed) > 3 and "".join(streamed).strip()
+    assert "".join(streamed).strip() == answer.text  # passed on sentence by sentence
     assert answer.citations, answer.text
     hits = searcher.search(answer.retrieval_query, 5).hits
     for c in answer.citations:
