@@ -19,6 +19,7 @@ from hostile_cases import (
     fifo,
     link_in,
     link_out,
+    link_out_folder,
     non_utf8_name,
     utf16_without_bom,
     write_good,
@@ -61,6 +62,7 @@ def test_watch_mirrors_a_hostile_folder(kb, docs: Path) -> None:
             fifo(docs),
             non_utf8_name(docs),
             link_out(docs),
+            link_out_folder(docs),
             link_in(docs),
             escape_codes(docs),
             utf16_without_bom(docs),
@@ -74,7 +76,8 @@ def test_watch_mirrors_a_hostile_folder(kb, docs: Path) -> None:
         status = {name: found[posix(docs / name)] for name in names}
         assert "named pipe" in status["p.txt"].error
         assert "outside the indexed folders" in status["notes.md"].error
-        for name in names[1:2] + names[3:]:
+        assert "outside the indexed folders" in status["etc"].error
+        for name in names[1:2] + names[4:]:
             assert status[name].status is DocumentStatus.INDEXED, status[name]
         assert found[posix(late)].status is DocumentStatus.INDEXED
         assert posix(docs / "vpn.txt") not in found

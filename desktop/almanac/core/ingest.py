@@ -20,7 +20,7 @@ from typing import cast
 import numpy as np
 
 from almanac.core.chunking import Chunker, embedding_text
-from almanac.core.discovery import Confinement, Found, path_key, walk
+from almanac.core.discovery import OUTSIDE_FOLDERS, Confinement, Found, path_key, walk
 from almanac.core.documents import (
     DEFAULT_MAX_FILE_BYTES,
     READERS_VERSION,
@@ -263,7 +263,9 @@ class Ingestor:
         vanished: set[str] = set()
         for raw in paths:
             path = Path(os.path.abspath(raw))
-            if path.is_dir():
+            if path.is_dir() and path.is_symlink() and not confinement.allows_path(path):
+                found.append(_under_root(Found(path, path.parent, OUTSIDE_FOLDERS), roots))
+            elif path.is_dir():
                 seen_here = [_under_root(f, roots) for f in walk(path, confinement)]
                 found.extend(seen_here)
                 if prune:

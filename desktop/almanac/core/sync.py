@@ -490,7 +490,9 @@ class FolderSync:
         for path, entry in batch.items():
             p = key_path(path)
             if p.is_dir():
-                if entry.tree:
+                if os.path.islink(p) and not self._confinement.allows_path(p):
+                    files.append(p)  # a link to a folder elsewhere: the ingest reports it
+                elif entry.tree:
                     # A folder moved or copied in: its files may have produced no events of
                     # their own (inotify watches a new folder only once it exists).
                     files.extend(f.path for f in walk(p, self._confinement))
