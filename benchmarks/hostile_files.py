@@ -51,7 +51,12 @@ def measure(case: Case | None, deadline: float, *, direct: bool = False) -> list
         if not name:
             outcome = "-"
         elif entry is None:
-            outcome = "not listed (skipped silently)"
+            under = [f for f in files if f.startswith(posix(docs / name) + "/")]
+            outcome = (
+                f"followed: {len(under)} file(s) under it indexed"
+                if under
+                else "not listed (skipped silently)"
+            )
         elif entry["status"] == "indexed":
             outcome = f"indexed ({entry['chunks']} chunks)"
         else:
