@@ -2,8 +2,12 @@
 
 Figures: time to first token (cold prompt), generation tokens/s, their ratio, and time to first
 token for a follow-up question with the same sources (prefix reuse) and with different sources.
+Then the thread settings idle and with one core kept busy by another process (a Python busy
+loop): the old fixed thread count (every core for prompt and generation) against the engine's
+default (threads fitted to the cores other processes leave free, re-checked while generating),
+measured interleaved, round by round, so that a noisy machine affects both alike.
 
-    .venv/bin/python benchmarks/llm_speed.py [--model GGUF] [--tokens 128]
+    .venv/bin/python benchmarks/llm_speed.py [--model GGUF] [--tokens 128] [--load-only]
 
 Without --model it uses a GGUF with the shapes of Qwen2.5-0.5B and random weights (built once,
 cached under build/test-models): random weights cost exactly what real ones do.
@@ -111,6 +115,9 @@ def main() -> int:
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--load-only", action="store_true", help="only the idle / one-core-busy thread comparison"
+    )
     args = parser.parse_args()
 
     from almanac.app import build_services, sample_kb_folder
@@ -144,6 +151,12 @@ def main() -> int:
             return build_messages(system, sources, [], question)
 
         q1 = "How do I reset my password?"
+        if args.load_only:
+            m1 = messages_for(q1)
+            figures = {"model": str(model), "load": load_comparison(model, m1, args)}
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=1))
+            return 0
         engine = LlamaCppEngine(model, n_ctx=args.ctx, threads=threads)
         print(f"engine: {engine.info.backend}, chat template {engine.info.chat_template}")
         m1 = messages_for(q1)
@@ -201,9 +214,67 @@ def main() -> int:
     new = figures["follow_up_new_sources_ttft_s"]
     print(f"follow-up TTFT, same sources (prefix reuse): {same:.2f} s")
     print(f"follow-up TTFT, different sources:           {new:.2f} s")
+    figures["load"] = load_comparison(model, m1, args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+def load_comparison(model: Path, messages, args) -> dict:
+    """First-token time and tokens/s, idle and with one core busy, old vs chosen thread settings.
+
+    Each engine is loaded once; every round measures each variant on a cold prompt (no cached
+    prefix), variants interleaved. The busy core is a separate process spinning in Python."""
+    import subprocess
+
+    from almanac.core.hardware import physical_cores
+    from almanac.core.llm.llama_engine import LlamaCppEngine
+
+    cores = args.threads or physical_cores()
+    variants = {
+        f"old: {cores} threads fixed": LlamaCppEngine(model, n_ctx=args.ctx, threads=cores),
+        "chosen: fitted to free cores": LlamaCppEngine(model, n_ctx=args.ctx),
+    }
+    results: dict = {}
+    try:
+        for state in ("idle", "one core busy"):
+            busy = (
+                subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                if state != "idle"
+                else None
+            )
+            try:
+                if busy is not None:
+                    time.sleep(1.0)  # let the scheduler see it before the first reading
+                runs: dict[str, list[dict]] = {name: [] for name in variants}
+                for _ in range(args.repeats):
+                    for name, engine in variants.items():
+                        engine._llm.reset()
+                        run = engine_stream(engine, messages, args.tokens)
+                        run["threads"] = engine.threads_in_use
+                        runs[name].append(run)
+            finally:
+                if busy is not None:
+                    busy.kill()
+                    busy.wait()
+            results[state] = {
+                name: {
+                    "ttft_s": statistics.median(r["ttft_s"] for r in rs),
+                    "tok_per_s": statistics.median(r["tok_per_s"] for r in rs),
+                    "threads": sorted({r["threads"] for r in rs}),
+                }
+                for name, rs in runs.items()
+            }
+    finally:
+        for engine in variants.values():
+            engine.close()
+    print()
+    print(f"{'state':15} {'settings':32} {'threads':>8} {'TTFT s':>8} {'tokens/s':>9}")
+    for state, by_name in results.items():
+        for name, r in by_name.items():
+            threads = ",".join(map(str, r["threads"]))
+            print(f"{state:15} {name:32} {threads:>8} {r['ttft_s']:8.2f} {r['tok_per_s']:9.1f}")
+    return results
 
 
 def _sources_of(messages):
