@@ -269,11 +269,13 @@ def test_model_streams_tokens_and_citation_opens_the_passage(qtbot, make_window,
     assert not window.banner.isVisible()
     tokens: list[str] = []
     window.model_worker.token.connect(tokens.append)
-    window.ask(QUESTION)
+    # Text reaches the chat a sentence at a time, once the sentence is supported by a source it
+    # cites: a question the tiny model answers from its source (its reset-link answer is withheld).
+    window.ask("How do I reset my password?")
     qtbot.waitUntil(lambda: bool((window.transcript.streaming_text() or "").strip()), timeout=60000)
     answer = _wait_answer(qtbot, window)
     assert answer.mode is AnswerMode.MODEL
-    assert len(tokens) >= 3 and "".join(tokens).strip()
+    assert tokens and "".join(tokens).strip() == answer.text.strip()
     assert answer.citations, answer.text
     first = answer.citations[0]
     window.transcript.anchorClicked.emit(QUrl(f"cite:{first.number}"))
@@ -289,17 +291,11 @@ def test_model_streams_tokens_and_citation_opens_the_passage(qtbot, make_window,
     assert 'href="cite:' in html
 
 
-def test_esc_stops_generation_mid_answer(qtbot, make_window, tiny_gguf) -> None:
+def test_esc_stops_generation_before_the_first_word(qtbot, make_window, tiny_gguf) -> None:
     window = make_window(model=tiny_gguf, temperature=0.0, max_tokens=400)
-    tokens: list[str] = []
-
-    def on_token(piece: str) -> None:
-        tokens.append(piece)
-        if len(tokens) == 1:
-            qtbot.keyClick(window, Qt.Key.Key_Escape)
-
-    window.model_worker.token.connect(on_token)
     window.ask(QUESTION)
+    assert window.stop_button.isEnabled()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)  # the request's stop flag, whatever it is doing
     answer = _wait_answer(qtbot, window)
     assert answer.stopped
     assert answer.tokens_generated < 400
