@@ -271,8 +271,9 @@ def test_model_streams_tokens_and_citation_opens_the_passage(qtbot, make_window,
     window.model_worker.token.connect(tokens.append)
     # Text reaches the chat a sentence at a time, once the sentence is supported by a source it
     # cites: a question the tiny model answers from its source (its reset-link answer is withheld).
+    # (A one-sentence answer can be streamed and finished between two event-loop turns, so the
+    # streamed pieces are checked, not the transient streaming view.)
     window.ask("How do I reset my password?")
-    qtbot.waitUntil(lambda: bool((window.transcript.streaming_text() or "").strip()), timeout=60000)
     answer = _wait_answer(qtbot, window)
     assert answer.mode is AnswerMode.MODEL
     assert tokens and "".join(tokens).strip() == answer.text.strip()

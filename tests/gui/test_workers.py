@@ -380,7 +380,9 @@ def test_real_tiny_model_answers_through_the_worker(qtbot, worker, make_kb, embe
         worker.ask(service_factory, "How long is the password reset link valid?", [])
     answer = blocker.args[0]
     assert answer.mode in (AnswerMode.MODEL, AnswerMode.NOT_FOUND)
-    assert tokens and answer.tokens_generated == len(tokens)
+    # Streamed a sentence at a time (see AnswerService): the pieces add up to the answer shown.
+    assert tokens and answer.tokens_generated >= len(tokens)
+    assert "".join(tokens).strip() == answer.text.strip()
     assert all(Path(c.path).parent == docs for c in answer.citations)
     assert created_on and created_on[0] != GUI
     kb.searcher.close()

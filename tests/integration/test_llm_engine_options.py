@@ -97,6 +97,18 @@ def test_repeat_penalty_and_stops_are_passed_to_llama_cpp(engine, monkeypatch) -
     assert seen[-1]["repeat_penalty"] == 1.3 and seen[-1]["stop"] == ["\nSources:"]
 
 
+def test_a_guarded_opening_needs_the_models_confidence(engine) -> None:
+    full = _greedy(engine)
+    opening = full.split()[0]
+    # The greedy first word is never certain: required to be, it may not open the answer.
+    guarded = _greedy(engine, guarded_opening=opening, opening_confidence=1.0)
+    assert guarded and not guarded.startswith(opening), (full, guarded)
+    # Required only to be somewhat likely, the model's own choice stands.
+    assert _greedy(engine, guarded_opening=opening, opening_confidence=1e-6) == full
+    # The guard looks at the first token only: later tokens are the model's as before.
+    assert _greedy(engine, guarded_opening=full.split()[1], opening_confidence=1.0) == full
+
+
 # -- threads ----------------------------------------------------------------------------------
 
 

@@ -26,6 +26,13 @@ class GenerationConfig:
     # last 64 generated tokens, not the prompt), so copying a number from a source is unaffected.
     repeat_penalty: float = 1.0
     stop: tuple[str, ...] = ()  # text that ends the answer (not included in it)
+    # An opening the model must be sure of: the first token of ``guarded_opening`` may start the
+    # answer only when the model gives it at least ``opening_confidence`` probability. A small
+    # model puts its refusal's single opening token above any one answer token even when most of
+    # its probability is on answering (SmolLM2 + Almanac's adapter: P("I") 0.3-0.6 on questions
+    # its sources answer), so greedy decoding refuses what it could answer.
+    guarded_opening: str = ""
+    opening_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -34,6 +41,8 @@ class GenerationConfig:
             raise ValueError("temperature must be between 0 and 2")
         if not 1.0 <= self.repeat_penalty <= 2.0:
             raise ValueError("repeat_penalty must be between 1 (off) and 2")
+        if not 0.0 <= self.opening_confidence <= 1.0:
+            raise ValueError("opening_confidence must be between 0 and 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,7 @@ class LlamaCppEngine:
             seed=config.seed,
             repeat_penalty=config.repeat_penalty,
             stop=list(config.stop) or None,
+            logits_processor=self._opening_guard(messages, config),
         )
         last_check = time.monotonic()
         try:
@@ -255,6 +256,36 @@ class LlamaCppEngine:
                     self._fit_threads()
         finally:
             chunks.close()
+
+    def _opening_guard(self, messages: Sequence[ChatMessage], config: GenerationConfig) -> Any:
+        """A logits processor that lets ``config.guarded_opening``'s first token open the answer
+        only with at least ``config.opening_confidence`` probability (None when not asked)."""
+        if not config.guarded_opening or config.opening_confidence <= 0.0:
+            return None
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        # The opening's first token as it follows this prompt (a SentencePiece vocabulary
+        # tokenizes a word differently at the start of a text than after the prompt's newline).
+        prompt = self.render(messages)
+        before = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        after = self._llm.tokenize(
+            (prompt + config.guarded_opening).encode("utf-8"), add_bos=False, special=True
+        )
+        if len(after) <= len(before) or after[: len(before)] != before:
+            return None
+        token, floor = after[len(before)], config.opening_confidence
+        first = [True]
+
+        def guard(_input_ids: Any, scores: Any) -> Any:
+            if first[0]:  # the answer's first token only
+                first[0] = False
+                shifted = np.exp(scores - scores.max())
+                if shifted[token] / shifted.sum() < floor:
+                    scores[token] = -np.inf
+            return scores
+
+        return LogitsProcessorList([guard])
 
     def close(self) -> None:
         if not self._closed:
