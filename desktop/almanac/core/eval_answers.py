@@ -202,7 +202,8 @@ def score_answer(
     if refused:
         refused_by = "retrieval" if answer.tokens_generated == 0 else "model"
     shown = {c.number for c in answer.citations} | {c.number for c in answer.also_retrieved}
-    markers, valid = count_markers(raw_text, shown) if answer.mode is AnswerMode.MODEL else (0, 0)
+    # Every answer the model wrote counts, withheld ones too: validity is about its markers.
+    markers, valid = count_markers(raw_text, shown) if answer.tokens_generated else (0, 0)
     claims = 0 if refused else len(claim_sentences(answer.text, embedder))
     supported = max(claims - len(answer.unsupported_sentences), 0)
     cites_relevant: bool | None = None
@@ -262,7 +263,7 @@ class AnswerReport:
                 sum(o.supported for o in written), sum(o.claims for o in written)
             ),
             "citation_validity": _ratio(
-                sum(o.valid_markers for o in written), sum(o.markers for o in written)
+                sum(o.valid_markers for o in outcomes), sum(o.markers for o in outcomes)
             ),
             "cited_answer_rate": _ratio(sum(o.cited for o in written), len(written)),
             "cites_relevant_rate": _ratio(
