@@ -36,7 +36,7 @@ from almanac.core.eval import squad_part
 from almanac.core.llm.base import ChatMessage
 from almanac.core.prompting import Source, build_messages, default_system_prompt, source_label
 from almanac.core.records import Hit
-from almanac.finetune.examples import REFUSAL, load_qa
+from almanac.finetune.examples import REFUSAL, load_qa, to_jsonl_line
 
 SOURCE_COUNTS = (3, 4, 5)
 REFUSAL_SHARE = 1 / 3
@@ -306,13 +306,6 @@ class Builder:
         return pairs
 
 
-def to_jsonl_line(conversation: Conversation) -> str:
-    payload = {
-        "messages": [{"role": m.role, "content": m.content} for m in conversation.messages],
-    }
-    return json.dumps(payload, ensure_ascii=False)
-
-
 def dataset_sha256(lines: Sequence[str]) -> str:
     return hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest()
 
@@ -406,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    lines = [to_jsonl_line(c) for c in conversations]
+    lines = [to_jsonl_line(c.messages) for c in conversations]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     summary = {"conversations": len(lines), "sha256": dataset_sha256(lines), **stats.to_json()}
