@@ -38,12 +38,14 @@ _FORMATS: dict[str, tuple[str, str]] = {
     ".text": ("txt", "text"),
     ".rst": ("rst", "text"),
     ".csv": ("csv", "csv_reader"),
+    ".xlsx": ("xlsx", "xlsx_reader"),
+    ".pptx": ("pptx", "pptx_reader"),
 }
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 # Bump when any reader's output changes: knowledge bases re-read their files once (vectors of
 # unchanged chunks are reused).
-READERS_VERSION = 3
+READERS_VERSION = 4
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
