@@ -18,8 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
+from almanac.core.answering.prompting import Source, build_messages, default_system_prompt
 from almanac.core.llm.default_model import resolve_default_model
-from almanac.core.prompting import Source, build_messages, default_system_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 

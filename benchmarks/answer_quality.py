@@ -194,7 +194,7 @@ def busy_core(enabled: bool) -> Iterator[int | None]:
 
 
 def _p50(values: Sequence[float]) -> float | None:
-    from almanac.core.eval import percentile
+    from almanac.core.evaluation.eval import percentile
 
     return percentile(list(values), 50) if values else None
 
@@ -227,9 +227,9 @@ def run_model(
     threads: int | None,
     progress: Callable[[str], None],
 ) -> ModelResult:
-    from almanac.core.answer import AnswerConfig, AnswerService
-    from almanac.core.citations import strip_markers
-    from almanac.core.eval_answers import AnswerReport, score_answer
+    from almanac.core.answering.answer import AnswerConfig, AnswerService
+    from almanac.core.answering.citations import strip_markers
+    from almanac.core.evaluation.eval_answers import AnswerReport, score_answer
     from almanac.core.llm.llama_engine import LlamaCppEngine
     from almanac.core.records import AnswerMode
 
@@ -397,7 +397,7 @@ def _ask_settings() -> dict[str, Any]:
 def index_kb(docs: Path, kb: Path) -> Any:
     """The documents indexed by the app's own ingestion, kept between runs (unchanged files cost
     one hash each)."""
-    from almanac.app import build_services
+    from almanac.app.services import build_services
 
     services = build_services(kb)
     report = services.ingestor.ingest([docs])

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "tests" / "hostile"))
 from hostile_cases import CASES, GOOD, Case, write_good  # noqa: E402
 from hostile_run import Run, run_cli, run_python  # noqa: E402
 
-from almanac.core.ingest import posix  # noqa: E402
+from almanac.core.indexing.ingest import posix  # noqa: E402
 
 
 def measure(case: Case | None, deadline: float, *, direct: bool = False) -> list[str]:
@@ -88,7 +88,8 @@ def measure_largest_text(deadline: float) -> list[str]:
                 f.write(paragraphs[i % 200])
                 size, i = size + len(paragraphs[i % 200]), i + 1
         script = (
-            "import sys; from pathlib import Path; from almanac.app import build_services; "
+            "import sys; from pathlib import Path; "
+            "from almanac.app.services import build_services; "
             "from almanac.core.documents import read_document; "
             "s = build_services(Path(sys.argv[2])); d = read_document(Path(sys.argv[1])); "
             "print(len(s.ingestor.chunker.chunk_document(sys.argv[1], d)))"

@@ -42,12 +42,15 @@ from _common import (
     write_scifact_folder,
     write_squad_folder,
 )
-from almanac.app import build_services
-from almanac.core.chunking import embedding_text
-from almanac.core.discovery import walk
+from almanac.app.services import build_services
 from almanac.core.documents import read_document
-from almanac.core.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
-from almanac.core.ingest import Ingestor, posix
+from almanac.core.embedding.embedding import (
+    DEFAULT_EMBEDDER_BACKEND,
+    EMBEDDER_BACKENDS,
+    embedding_text,
+)
+from almanac.core.indexing.ingest import Ingestor, posix
+from almanac.core.system.discovery import walk
 
 TARGET_RATIO = 0.80
 TARGET_E2E = 100.0  # chunks/s end-to-end on 2 cores
@@ -167,7 +170,7 @@ def run(args: argparse.Namespace, root: Path, loads: list[dict]) -> int:
     store = services.store
     ingestor = services.ingestor
     if args.embedder == "int8" and (args.threads or args.batch_size):
-        from almanac.core.onnx_embedder import DEFAULT_BATCH_SIZE, OnnxEmbedder
+        from almanac.core.embedding.onnx_embedder import DEFAULT_BATCH_SIZE, OnnxEmbedder
 
         embedder = OnnxEmbedder(
             threads=args.threads, batch_size=args.batch_size or DEFAULT_BATCH_SIZE

@@ -120,10 +120,15 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from almanac.app import build_services, sample_kb_folder
-    from almanac.core.hardware import physical_cores
+    from almanac.app.services import build_services, sample_kb_folder
+    from almanac.core.answering.prompting import (
+        Source,
+        build_messages,
+        default_system_prompt,
+        source_label,
+    )
     from almanac.core.llm.llama_engine import LlamaCppEngine
-    from almanac.core.prompting import Source, build_messages, default_system_prompt, source_label
+    from almanac.core.system.hardware import physical_cores
 
     threads = args.threads or physical_cores()
     model = args.model
@@ -227,8 +232,8 @@ def load_comparison(model: Path, messages, args) -> dict:
     prefix), variants interleaved. The busy core is a separate process spinning in Python."""
     import subprocess
 
-    from almanac.core.hardware import physical_cores
     from almanac.core.llm.llama_engine import LlamaCppEngine
+    from almanac.core.system.hardware import physical_cores
 
     cores = args.threads or physical_cores()
     variants = {
@@ -278,7 +283,7 @@ def load_comparison(model: Path, messages, args) -> dict:
 
 
 def _sources_of(messages):
-    from almanac.core.prompting import Source
+    from almanac.core.answering.prompting import Source
 
     body = messages[0].content.split("Sources:", 1)[1].strip()
     out = []

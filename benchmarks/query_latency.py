@@ -56,13 +56,13 @@ from _common import (
     print_table,
     save_json,
 )
-from almanac.app import build_services
-from almanac.core.ann_index import INDEX_VERSION
-from almanac.core.chunking import chunk_hash, embedding_text
-from almanac.core.embedding import Embedder
+from almanac.app.services import build_services
+from almanac.core.embedding.embedding import Embedder, embedding_text
+from almanac.core.indexing.chunking import chunk_hash
 from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
-from almanac.core.retrieval import RetrievalConfig, Searcher
-from almanac.core.store import SCHEMA_VERSION, DocumentWrite, Store
+from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
+from almanac.core.store.ann_index import INDEX_VERSION
+from almanac.core.store.store import SCHEMA_VERSION, DocumentWrite, Store
 
 CACHE_DIR = OUT_DIR / "query-kb"
 FOLDERS = 10  # documents are spread over this many folders, for path-prefix filters

@@ -62,11 +62,11 @@ from _common import (
     scifact_dir,
     write_scifact_folder,
 )
-from almanac.app import build_embedder, build_services
-from almanac.core.chunking import ChunkingConfig
-from almanac.core.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
-from almanac.core.retrieval import RetrievalConfig, Searcher
-from almanac.core.store import Store
+from almanac.app.services import build_embedder, build_services
+from almanac.core.embedding.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
+from almanac.core.indexing.chunking import ChunkingConfig
+from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
+from almanac.core.store.store import Store
 
 CUTOFF = 10
 CACHE_FORMAT = 1  # bump when the corpus folder layout changes
@@ -153,8 +153,8 @@ def cache_key(args: argparse.Namespace, chunking: ChunkingConfig, backend: str) 
     if backend != "fp32":
         # The exported model's own key (recipe, sources, versions): a new export means new
         # vectors, so a KB embedded by the previous one is not reused.
-        from almanac.core.embedding import bundled_model_path
-        from almanac.core.onnx_export import cache_key as export_key
+        from almanac.core.embedding.embedding import bundled_model_path
+        from almanac.core.embedding.onnx_export import cache_key as export_key
 
         h.update(export_key(bundled_model_path(), backend).encode())
     return h.hexdigest()[:16] + suffix

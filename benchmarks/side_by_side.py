@@ -182,8 +182,8 @@ def run_almanac(
     work: Path,
     chunks: int,
 ) -> dict[str, Any]:
-    from almanac.app import build_services
-    from almanac.core import eval as ev
+    from almanac.app.services import build_services
+    from almanac.core.evaluation import eval as ev
 
     t0 = time.perf_counter()
     services = build_services(work / "almanac-kb")
@@ -222,7 +222,7 @@ def run_almanac(
 def score_ranked(
     ranked: dict[str, list[str]], queries: list[tuple[str, str, frozenset[str]]]
 ) -> tuple[float, float]:
-    from almanac.core.eval import ndcg_at_k, recall_at_k
+    from almanac.core.evaluation.eval import ndcg_at_k, recall_at_k
 
     nd = [ndcg_at_k(ranked.get(qid, []), rel, CUTOFF) for qid, _, rel in queries]
     rc = [recall_at_k(ranked.get(qid, []), rel, CUTOFF) for qid, _, rel in queries]
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    from almanac.core.embedding import bundled_model_path
+    from almanac.core.embedding.embedding import bundled_model_path
 
     model = bundled_model_path()
     loads = [load_note("start")]

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from _common import latency_summary, machine_info, print_table, save_json
-from almanac.app import build_services
-from almanac.core.sync import FolderSync
+from almanac.app.services import build_services
+from almanac.core.indexing.sync import FolderSync
 
 _WORDS = [
     "sync",

@@ -9,7 +9,8 @@ candidate list (``--depth``, 200) through ``Store.vector_search`` / ``Store.text
 lists, the query vectors and every chunk's vector are cached under ``benchmarks/out/tune-cache``.
 Each config in the grid then re-fuses the cached lists in numpy: a whole grid takes seconds.
 
-The ``product`` rows go through ``almanac.core.retrieval.fuse`` (what ``Searcher.search`` runs)
+The ``product`` rows go through ``almanac.core.retrieval.retrieval.fuse`` (what ``Searcher.search``
+runs)
 on the same cached lists, so the shipped defaults are measured by the shipped code.
 
 Datasets (never SciFact test: it is reported once, untuned, by ``retrieval_quality.py``):
@@ -42,13 +43,13 @@ from pathlib import Path
 import numpy as np
 
 from _common import OUT_DIR, add_eval_dir_arg, print_table, safe_name, save_json
-from almanac.core import eval as ev
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.embedding import Embedder, SentenceTransformerEmbedder
-from almanac.core.ingest import Ingestor
-from almanac.core.lexical import LEXICAL_VERSION
-from almanac.core.retrieval import RetrievalConfig, fuse, text_confidence
-from almanac.core.store import Store, StoredChunk
+from almanac.core.embedding.embedding import Embedder, SentenceTransformerEmbedder
+from almanac.core.evaluation import eval as ev
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
+from almanac.core.retrieval.retrieval import RetrievalConfig, fuse, text_confidence
+from almanac.core.store.lexical import LEXICAL_VERSION
+from almanac.core.store.store import Store, StoredChunk
 
 CACHE_FORMAT = 2
 CACHE_DIR = OUT_DIR / "tune-cache"
@@ -101,7 +102,7 @@ class Variant:
 
     def make_embedder(self) -> Embedder:
         if self.embedder == "int8":
-            from almanac.core.onnx_embedder import OnnxEmbedder
+            from almanac.core.embedding.onnx_embedder import OnnxEmbedder
 
             return OnnxEmbedder()
         # The model itself (sentence-transformers, fp32), whatever the app's default backend:
@@ -283,7 +284,7 @@ Ranker = Callable[[DatasetCache, QueryData], list[int]]  # -> doc indices, best 
 
 
 def _docs_of_chunks(cache: DatasetCache, rows: Iterable[int]) -> list[int]:
-    """Documents in order of their first chunk (as ``almanac.core.eval.doc_ranking``)."""
+    """Documents in order of their first chunk (as ``almanac.core.evaluation.eval.doc_ranking``)."""
     seen: dict[int, None] = {}
     for row in rows:
         doc = int(cache.chunk_doc[row])
@@ -330,7 +331,8 @@ class ProductLists:
 
 
 def product(lists: ProductLists, config: RetrievalConfig) -> Ranker:
-    """``almanac.core.retrieval.fuse`` with ``config`` over the first ``candidates`` of each list
+    """``almanac.core.retrieval.retrieval.fuse`` with ``config`` over the first ``candidates`` of
+    each list
     (what ``Searcher.search`` asks the store for)."""
 
     def rank(cache: DatasetCache, q: QueryData) -> list[int]:

@@ -285,7 +285,7 @@ def offline_pip_env() -> dict[str, str]:
 
 def download_converter_sdist(version: str, dest: Path) -> Path:
     """The llama-cpp-python sdist whose vendor/llama.cpp holds convert_hf_to_gguf.py: the same
-    file core/gguf_export.py fetches when it has no local copy."""
+    file tooling/gguf_export.py fetches when it has no local copy."""
     dest.mkdir(parents=True, exist_ok=True)
     run(
         pip(

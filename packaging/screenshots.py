@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from almanac.app import build_services, sample_kb_folder
-    from almanac.core.history import HistoryStore
+    from almanac.app.history import HistoryStore
+    from almanac.app.services import build_services, sample_kb_folder
+    from almanac.app.settings import Settings, SettingsStore
     from almanac.core.records import Answer
-    from almanac.core.settings import Settings, SettingsStore
     from almanac.ui.main_window import MainWindow
     from almanac.ui.workers import ModelWorker, TaskRunner
 

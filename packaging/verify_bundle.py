@@ -359,7 +359,11 @@ def inside(args: argparse.Namespace) -> int:
     if not Path(almanac).exists():
         return finish(run, args)
     sample = subprocess.run(
-        [python, "-c", "from almanac.app import sample_kb_folder; print(sample_kb_folder())"],
+        [
+            python,
+            "-c",
+            "from almanac.app.services import sample_kb_folder; print(sample_kb_folder())",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -442,7 +446,8 @@ def app_checks(run: Inside, almanac: str, sample: str, model: str, python: str |
             [
                 python,
                 "-c",
-                "import sys; from pathlib import Path; from almanac.core import gguf_export as g; "
+                "import sys; from pathlib import Path; "
+                "from almanac.tooling import gguf_export as g; "
                 "d = g.converter_dir(Path(sys.argv[1])); assert (d / g.CONVERTER).is_file(); "
                 "print(g.local_sdist(g.llama_cpp_version()))",
                 str(work / "converter-cache"),

@@ -14,12 +14,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # asks for it (tests/integration/test_default_model.py).
 os.environ.setdefault("ALMANAC_NO_DEFAULT_MODEL", "1")
 
-from almanac.app import sample_kb_folder
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.embedding import SentenceTransformerEmbedder
-from almanac.core.ingest import Ingestor
-from almanac.core.retrieval import RetrievalConfig, Searcher
-from almanac.core.store import Store
+from almanac.app.services import sample_kb_folder
+from almanac.core.embedding.embedding import SentenceTransformerEmbedder
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
+from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
+from almanac.core.store.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from almanac.core.records import DocumentStatus
-from almanac.core.store import Store
+from almanac.core.store.store import Store
 
 
 def assert_consistent(store: Store) -> None:

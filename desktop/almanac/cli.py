@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from almanac import __version__
-from almanac.core.offline import enforce_offline_env
 from almanac.core.records import Answer, IngestProgress, SearchFilters, SearchResult
+from almanac.core.system.offline import enforce_offline_env
 
 if TYPE_CHECKING:
-    from almanac.core.answer import AnswerService
+    from almanac.core.answering.answer import AnswerService
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -61,10 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
     except Exception as exc:  # last resort: a one-line message, never a traceback
         from almanac.core.documents import DocumentError
-        from almanac.core.embedding import EmbeddingError
+        from almanac.core.embedding.embedding import EmbeddingError
+        from almanac.core.indexing.writer_lock import WriterBusyError
         from almanac.core.llm.base import ModelError
-        from almanac.core.store import StoreError
-        from almanac.core.writer_lock import WriterBusyError
+        from almanac.core.store.store import StoreError
 
         known = (
             ModelError,
@@ -221,14 +221,14 @@ def _date(text: str) -> float:
 
 
 def _kb(args: argparse.Namespace) -> Path:
-    from almanac.app import default_kb_dir
+    from almanac.app.services import default_kb_dir
 
     kb: Path | None = args.kb
     return kb if kb is not None else default_kb_dir()
 
 
 def _embedding_model(args: argparse.Namespace) -> Path | None:
-    from almanac.app import default_embedding_model
+    from almanac.app.services import default_embedding_model
 
     chosen: Path | None = args.embedding_model
     return chosen if chosen is not None else default_embedding_model()
@@ -264,7 +264,7 @@ def _json_line(payload: object) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from almanac.app import build_services
+    from almanac.app.services import build_services
 
     for path in args.paths:
         if not path.exists() and not path.is_symlink():
@@ -345,7 +345,7 @@ class _ProgressPrinter:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from almanac.app import build_services
+    from almanac.app.services import build_services
 
     if args.k < 1:
         print("almanac search: error: -k must be at least 1", file=sys.stderr)
@@ -354,7 +354,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print("almanac search: error: give a QUERY or --jsonl (not both)", file=sys.stderr)
         return EXIT_USAGE
     kb = _kb(args)
-    from almanac.core.store import read_meta
+    from almanac.core.store.store import read_meta
 
     read_meta(kb)  # fail fast, before loading the embedder, when there is no knowledge base
     filters = SearchFilters(
@@ -414,9 +414,9 @@ def _result_json(result: SearchResult) -> dict[str, object]:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from almanac.app import build_engine, build_services, default_model
-    from almanac.core.answer import AnswerConfig, AnswerService
-    from almanac.core.store import read_meta
+    from almanac.app.services import build_engine, build_services, default_model
+    from almanac.core.answering.answer import AnswerConfig, AnswerService
+    from almanac.core.store.store import read_meta
 
     if args.k < 1 or args.max_tokens < 1 or args.ctx < 256:
         print("almanac ask: error: -k and --max-tokens must be >= 1, --ctx >= 256", file=sys.stderr)
@@ -475,7 +475,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 def _chosen_model(explicit: Path | None, lora: Path | None) -> tuple[Path | None, Path | None]:
     """The model and adapter to load (see ``choose_model``); a missing or damaged default model
     is said once on stderr and the answers are the passages alone."""
-    from almanac.app import choose_model
+    from almanac.app.services import choose_model
     from almanac.core.llm.default_model import DefaultModelError
 
     choice = choose_model(explicit, lora)
@@ -688,7 +688,7 @@ def _default_model_entry() -> dict[str, Any]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from almanac.core.store import Store
+    from almanac.core.store.store import Store
 
     kb = _kb(args)
     store = Store.open_existing(kb)
@@ -732,9 +732,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    from almanac.core.ingest import posix
-    from almanac.core.store import Store
-    from almanac.core.writer_lock import exclusive_writer
+    from almanac.core.indexing.ingest import posix
+    from almanac.core.indexing.writer_lock import exclusive_writer
+    from almanac.core.store.store import Store
 
     kb = _kb(args)
     store = Store.open_existing(kb)
@@ -755,8 +755,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from almanac.app import build_services
-    from almanac.core.sync import BatchResult, FolderSync
+    from almanac.app.services import build_services
+    from almanac.core.indexing.sync import BatchResult, FolderSync
 
     for folder in args.folders:
         if not folder.is_dir():
@@ -927,7 +927,7 @@ def _eval_usage_error(args: argparse.Namespace) -> str | None:
 
 def _eval_negatives(args: argparse.Namespace, positives: set[str]) -> tuple[list[str], str]:
     """The sampled negative questions and where they came from."""
-    from almanac.core import eval_answers as ea
+    from almanac.core.evaluation import eval_answers as ea
 
     spec: str | None = args.negatives
     if spec is not None and spec.strip().lower() == "none":
@@ -975,13 +975,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from almanac.app import build_engine, build_services, default_model
-    from almanac.core import eval as ev
-    from almanac.core.answer import AnswerConfig, AnswerService
-    from almanac.core.eval_answers import AnswerReport, evaluate_answers, sample
-    from almanac.core.eval_progress import ProgressBar
+    from almanac.app.services import build_engine, build_services, default_model
+    from almanac.core.answering.answer import AnswerConfig, AnswerService
+    from almanac.core.evaluation import eval as ev
+    from almanac.core.evaluation.eval_answers import AnswerReport, evaluate_answers, sample
     from almanac.core.llm.base import Engine
-    from almanac.core.store import read_meta
+    from almanac.core.store.store import read_meta
+    from almanac.tooling.eval_progress import ProgressBar
 
     problem = _eval_usage_error(args)
     if problem is not None:
@@ -1107,7 +1107,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             shutil.rmtree(temp, ignore_errors=True)
 
     if args.report is not None:
-        from almanac.core.eval_report import write_report
+        from almanac.tooling.eval_report import write_report
 
         texts = {q.id: q.text for q in evalset.queries}
         written = write_report(args.report, report, answers, texts)

@@ -141,10 +141,10 @@ mkdir -p "$PREFIX/share/almanac/llama.cpp"
 cp "$HERE"/llama.cpp/*.tar.gz "$PREFIX/share/almanac/llama.cpp/"
 "$PREFIX/bin/python" - <<'EOF' || die "the installed app cannot find its files (see above)"
 import sys
-from almanac.app import sample_kb_folder
+from almanac.app.services import sample_kb_folder
 from almanac.core.llm.catalog import load_catalog
-from almanac.core.prompting import default_system_prompt
-from almanac.core.embedding import bundled_model_path
+from almanac.core.answering.prompting import default_system_prompt
+from almanac.core.embedding.embedding import bundled_model_path
 import llama_cpp  # noqa: F401  (loads the native library)
 if not any(sample_kb_folder().iterdir()):
     sys.exit(f"no sample documents in {sample_kb_folder()}")

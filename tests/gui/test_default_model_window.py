@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from almanac.app import NO_DEFAULT_MODEL_ENV, Services
-from almanac.core.hashing import sha256_file
-from almanac.core.history import HistoryStore
+from almanac.app.history import HistoryStore
+from almanac.app.services import NO_DEFAULT_MODEL_ENV, Services
+from almanac.app.settings import Settings, SettingsStore
 from almanac.core.llm.default_model import DEFAULT_MODEL_DIR_ENV
-from almanac.core.settings import Settings, SettingsStore
+from almanac.core.system.hashing import sha256_file
 from almanac.ui.main_window import MainWindow
 from almanac.ui.workers import ModelWorker, TaskRunner
 

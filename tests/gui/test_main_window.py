@@ -11,10 +11,10 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from almanac.app import Services
-from almanac.core.history import HistoryStore
+from almanac.app.history import HistoryStore
+from almanac.app.services import Services
+from almanac.app.settings import Settings, SettingsStore
 from almanac.core.records import Answer, AnswerMode
-from almanac.core.settings import Settings, SettingsStore
 from almanac.ui.main_window import MainWindow, unique_destination
 from almanac.ui.workers import ModelWorker, TaskRunner
 

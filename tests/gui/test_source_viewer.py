@@ -11,12 +11,12 @@ import pytest
 from PySide6.QtCore import QRectF, QUrl
 from PySide6.QtGui import QDesktopServices
 
-from almanac.core.chunking import Chunker, ChunkingConfig
 from almanac.core.documents import read_document
-from almanac.core.ingest import Ingestor
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.records import Citation, Hit, SearchFilters
-from almanac.core.retrieval import Searcher
-from almanac.core.store import Store
+from almanac.core.retrieval.retrieval import Searcher
+from almanac.core.store.store import Store
 from almanac.ui.source_viewer import SourceViewer, is_inside
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QUrl
 
-from almanac.core.answer import NOT_FOUND_TEXT, PASSAGES_INTRO
+from almanac.core.answering.answer import NOT_FOUND_TEXT, PASSAGES_INTRO
 from almanac.core.records import Answer, AnswerMode, Citation
 from almanac.ui.chat_view import UNSUPPORTED_LABEL, Entry, Transcript
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.answer import AnswerConfig, AnswerService
+from almanac.core.answering.answer import AnswerConfig, AnswerService
 from almanac.core.llm.base import ChatMessage, EngineInfo, GenerationConfig, ModelError
 from almanac.core.records import Answer, AnswerMode
 from almanac.ui.workers import ModelWorker, TaskRunner, error_message

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.chunking import Chunker
-from almanac.core.discovery import walk
-from almanac.core.ingest import Ingestor, posix
-from almanac.core.retrieval import Searcher
-from almanac.core.store import DiskFullError, Store
-from almanac.core.sync import FolderSync
+from almanac.core.indexing.chunking import Chunker
+from almanac.core.indexing.ingest import Ingestor, posix
+from almanac.core.indexing.sync import FolderSync
+from almanac.core.retrieval.retrieval import Searcher
+from almanac.core.store.store import DiskFullError, Store
+from almanac.core.system.discovery import walk
 
 DEADLINE = 180.0  # retries back off to a minute between tries
 

@@ -14,9 +14,9 @@ import pytest
 from hostile_cases import CASES, GOOD, Case, write_good
 from hostile_run import Run, run_cli
 
-from almanac.core.chunking import ChunkingConfig
-from almanac.core.ingest import posix
-from almanac.core.store import Store
+from almanac.core.indexing.chunking import ChunkingConfig
+from almanac.core.indexing.ingest import posix
+from almanac.core.store.store import Store
 
 MEMORY_TARGET = 2**30
 CPU_BOUND = 600.0  # seconds of CPU for the whole folder: generous, it catches a runaway only

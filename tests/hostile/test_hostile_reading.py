@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.discovery import Confinement, display_key, key_path, path_key
 from almanac.core.documents import (
     NotRegularFileError,
     OutsideFoldersError,
@@ -16,6 +15,7 @@ from almanac.core.documents import (
     read_document,
 )
 from almanac.core.documents import files as files_module
+from almanac.core.system.discovery import Confinement, display_key, key_path, path_key
 
 
 def test_a_fifo_swapped_in_after_the_check_is_refused_without_blocking(

@@ -26,12 +26,12 @@ from hostile_cases import (
 )
 from hostile_run import REPO
 
-from almanac.core.discovery import walk
-from almanac.core.ingest import posix
+from almanac.core.indexing.ingest import posix
+from almanac.core.indexing.sync import FolderSync
+from almanac.core.indexing.writer_lock import exclusive_writer
 from almanac.core.records import DocumentStatus
-from almanac.core.store import Store
-from almanac.core.sync import FolderSync
-from almanac.core.writer_lock import exclusive_writer
+from almanac.core.store.store import Store
+from almanac.core.system.discovery import walk
 
 DEADLINE = 90.0
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from almanac.core.ann_index import AnnAction, AnnPolicy, IndexState
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.ingest import Ingestor
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
-from almanac.core.store import DocumentWrite, Store, StoredChunk, chunk_id
+from almanac.core.store.ann_index import AnnAction, AnnPolicy, IndexState
+from almanac.core.store.store import DocumentWrite, Store, StoredChunk, chunk_id
 
 DIM = 384
 PER_DOC = 100

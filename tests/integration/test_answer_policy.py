@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.answer import (
+from almanac.app.history import answer_from_json
+from almanac.core.answering.answer import (
     NOT_FOUND_TEXT,
     SHORT_ANSWER_TOKENS,
     STOP_STRINGS,
@@ -22,13 +23,12 @@ from almanac.core.answer import (
     AnswerStream,
     answer_token_limit,
 )
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.history import answer_from_json
-from almanac.core.ingest import Ingestor
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.llm.base import ChatMessage
 from almanac.core.records import AnswerMode
-from almanac.core.retrieval import Searcher
-from almanac.core.store import Store
+from almanac.core.retrieval.retrieval import Searcher
+from almanac.core.store.store import Store
 from integration.test_answers import ScriptedEngine, _source_numbers
 
 PASSWORD_Q = "How do I reset my password?"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.answer import NO_MODEL_HINT, NOT_FOUND_TEXT, AnswerConfig, AnswerService
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.ingest import Ingestor
+from almanac.core.answering.answer import NO_MODEL_HINT, NOT_FOUND_TEXT, AnswerConfig, AnswerService
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.llm.base import ChatMessage, EngineInfo, GenerationConfig
 from almanac.core.records import AnswerMode
-from almanac.core.retrieval import Searcher
-from almanac.core.store import Store
+from almanac.core.retrieval.retrieval import Searcher
+from almanac.core.store.store import Store
 
 
 class ScriptedEngine:

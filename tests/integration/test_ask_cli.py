@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from almanac.cli import AnswerDefaults, _print_answer_footer
-from almanac.core.answer import (
+from almanac.core.answering.answer import (
     NOT_FOUND_TEXT,
     SHORT_ANSWER_TOKENS,
     AnswerConfig,

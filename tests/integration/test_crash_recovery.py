@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from almanac.core.store import Store
+from almanac.core.store.store import Store
 
 from kbcheck import assert_consistent
 
@@ -79,7 +79,7 @@ def test_metadata_marks_a_knowledge_base_only_once_its_tables_exist(
     # here" and opens its tables: they must already exist when it appears.
     import lancedb
 
-    from almanac.core import store as store_module
+    from almanac.core.store import store as store_module
 
     original = store_module._write_meta
     seen: list[set[str]] = []

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from almanac.app import NO_DEFAULT_MODEL_ENV, choose_model
-from almanac.core.hashing import sha256_file
+from almanac.app.services import NO_DEFAULT_MODEL_ENV, choose_model
 from almanac.core.llm.default_model import (
     DEFAULT_MODEL_DIR_ENV,
     DefaultModelError,
     resolve_default_model,
 )
+from almanac.core.system.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core import eval as ev
-from almanac.core import eval_answers as ea
-from almanac.core import eval_report as er
-from almanac.core.answer import AnswerConfig, AnswerService
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.ingest import Ingestor
+from almanac.core.answering.answer import AnswerConfig, AnswerService
+from almanac.core.evaluation import eval as ev
+from almanac.core.evaluation import eval_answers as ea
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.llm.base import ChatMessage, EngineInfo, GenerationConfig
 from almanac.core.llm.llama_engine import LlamaCppEngine
-from almanac.core.retrieval import Searcher
-from almanac.core.store import Store
+from almanac.core.retrieval.retrieval import Searcher
+from almanac.core.store.store import Store
+from almanac.tooling import eval_report as er
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -565,7 +565,7 @@ def test_report_plots_never_load_a_gui_toolkit(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from almanac.core import eval as ev, eval_report as er\n"
+        "from almanac.core.evaluation import eval as ev, eval_report as er\n"
         "q = ev.QueryOutcome('a', 0.5, 2, False, (2,), 1, 3.0)\n"
         "r = ev.EvalReport('x', 1, (10,), 100, 0.25, {'ndcg@10': 0.5}, 3.0, 3.0, (q,))\n"
         f"er.write_report(Path({str(tmp_path / 'r')!r}), r)\n"

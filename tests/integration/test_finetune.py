@@ -20,18 +20,18 @@ from pathlib import Path
 import pytest
 
 from almanac.cli import main
-from almanac.core.gguf_export import tensor_types, verify_quantized
-from almanac.core.hashing import sha256_file
+from almanac.core.answering.prompting import source_label
 from almanac.core.llm.base import GenerationConfig
 from almanac.core.llm.catalog import load_user_models
 from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 from almanac.core.llm.llama_engine import LlamaCppEngine
-from almanac.core.prompting import source_label
+from almanac.core.system.hashing import sha256_file
 from almanac.devtools import tiny_model as tm
 from almanac.devtools.tiny_base import ensure_tiny_base
 from almanac.finetune.data import load_jsonl
 from almanac.finetune.evaluate import sources_in
 from almanac.finetune.examples import Passage, build_conversation, to_jsonl_line
+from almanac.tooling.gguf_export import tensor_types, verify_quantized
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.ingest import IngestCancelled
+from almanac.core.indexing.ingest import IngestCancelled
 from almanac.core.records import IngestProgress
 
 from kbcheck import assert_consistent

@@ -201,7 +201,7 @@ def test_reopened_store_sees_same_data(kb, make_kb, tmp_path):
 
 
 def test_embedder_mismatch_is_refused(kb, tmp_path):
-    from almanac.core.store import Store, StoreError
+    from almanac.core.store.store import Store, StoreError
 
     with pytest.raises(StoreError, match="re-index"):
         Store(kb.path, dim=768, embedder_name="other-model")

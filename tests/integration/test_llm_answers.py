@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.answer import AnswerConfig, AnswerService
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.hardware import physical_cores
-from almanac.core.ingest import Ingestor
+from almanac.core.answering.answer import AnswerConfig, AnswerService
+from almanac.core.answering.prompting import Source, build_messages, default_system_prompt
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.llm.base import (
     ChatMessage,
     GenerationConfig,
@@ -25,10 +25,10 @@ from almanac.core.llm.base import (
     UnsupportedModelError,
 )
 from almanac.core.llm.llama_engine import LlamaCppEngine
-from almanac.core.prompting import Source, build_messages, default_system_prompt
 from almanac.core.records import AnswerMode
-from almanac.core.retrieval import Searcher
-from almanac.core.store import Store
+from almanac.core.retrieval.retrieval import Searcher
+from almanac.core.store.store import Store
+from almanac.core.system.hardware import physical_cores
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from almanac.core.answering.prompting import (
+    Neutralizer,
+    Source,
+    build_messages,
+    default_system_prompt,
+)
 from almanac.core.llm.base import ChatMessage, GenerationConfig, ModelError, ModelNotFoundError
 from almanac.core.llm.llama_engine import LlamaCppEngine
-from almanac.core.prompting import Neutralizer, Source, build_messages, default_system_prompt
 
 QUESTION = "How long is the password reset link valid?"
 PASSAGE = Source(1, "faq.md - Passwords", "The reset link expires after 30 minutes.")

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core import gguf_export
-from almanac.core.offline import offline_env
-from almanac.core.settings import Settings, SettingsStore
+from almanac.app.settings import Settings, SettingsStore
+from almanac.core.system.offline import offline_env
+from almanac.tooling import gguf_export
 
 pytestmark = pytest.mark.slow
 
@@ -201,7 +201,7 @@ def test_system_call_trace_sees_a_connection_from_native_code(guard: Guard) -> N
 SWITCHES = """
 import json, os, sys
 from pathlib import Path
-from almanac.app import build_services
+from almanac.app.services import build_services
 build_services(Path(sys.argv[1]))
 import huggingface_hub.constants as hub
 from transformers.utils.hub import is_offline_mode
@@ -297,7 +297,7 @@ if export_gguf is not None:
     done = export_gguf(hf, out / "model-q8_0.gguf", "Q8_0", cache=cache, work=out / "work")
     print("finetune.export", done.path)
 else:  # the same two calls, before the recipe existed
-    from almanac.core import gguf_export
+    from almanac.tooling import gguf_export
     f16 = gguf_export.convert_hf_to_gguf(hf, out / "model-f16.gguf", "f16", cache=cache)
     q8 = gguf_export.quantize(f16, out / "model-q8_0.gguf", "Q8_0")
     gguf_export.verify_quantized(q8, "Q8_0")

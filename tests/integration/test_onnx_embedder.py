@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from almanac.app import build_services
-from almanac.core import onnx_export
-from almanac.core.chunking import Chunker, embedding_text
+from almanac.app.services import build_services
+from almanac.app.settings import Settings, validate_settings
 from almanac.core.documents import read_document
-from almanac.core.embedding import EMBEDDER_BACKENDS, bundled_model_path
-from almanac.core.hashing import sha256_file
-from almanac.core.onnx_embedder import OnnxEmbedder
-from almanac.core.onnx_export import MANIFEST_FILE, MODEL_FILE, ensure_exported
-from almanac.core.settings import Settings, validate_settings
+from almanac.core.embedding import onnx_export
+from almanac.core.embedding.embedding import EMBEDDER_BACKENDS, bundled_model_path, embedding_text
+from almanac.core.embedding.onnx_embedder import OnnxEmbedder
+from almanac.core.embedding.onnx_export import MANIFEST_FILE, MODEL_FILE, ensure_exported
+from almanac.core.indexing.chunking import Chunker
+from almanac.core.system.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CACHE = REPO / "build" / "test-models" / "onnx-cache"
@@ -58,8 +58,8 @@ _EXPORT_IN_CHILD = """
 import logging, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
-from almanac.core.embedding import bundled_model_path
-from almanac.core.onnx_export import ensure_exported
+from almanac.core.embedding.embedding import bundled_model_path
+from almanac.core.embedding.onnx_export import ensure_exported
 print("DIR", ensure_exported(bundled_model_path(), "int8", Path(sys.argv[1])).directory)
 """
 
@@ -138,7 +138,7 @@ def test_damaged_cached_model_is_exported_again(fresh_cache, tmp_path, caplog) -
     model.write_bytes(bytes(data))  # same size, different weights
     damaged = sha256_file(model)
 
-    with caplog.at_level("WARNING", logger="almanac.core.onnx_export"):
+    with caplog.at_level("WARNING", logger="almanac.core.embedding.onnx_export"):
         embedder = OnnxEmbedder(cache_dir=copy)  # no crash: detected, exported again
     assert "damaged" in caplog.text
     (again,) = _exports(copy)
@@ -324,7 +324,7 @@ def test_fp32_knowledge_base_keeps_working_with_int8(tmp_path, sample_kb, monkey
 
 
 def test_backend_choices_are_validated() -> None:
-    from almanac.app import build_embedder
+    from almanac.app.services import build_embedder
     from almanac.cli import EMBEDDER_BACKENDS as CLI_BACKENDS
 
     assert CLI_BACKENDS == EMBEDDER_BACKENDS
@@ -337,7 +337,7 @@ def test_backend_choices_are_validated() -> None:
 
 
 def test_sessions_are_first_come_first_served() -> None:
-    from almanac.core.onnx_embedder import _SessionPool
+    from almanac.core.embedding.onnx_embedder import _SessionPool
 
     pool = _SessionPool(1, object)
     order: list[str] = []
@@ -372,7 +372,7 @@ def test_one_session_per_concurrent_run_made_on_demand(sample_texts) -> None:
 
 
 def test_a_session_is_made_only_when_all_are_busy() -> None:
-    from almanac.core.onnx_embedder import _SessionPool
+    from almanac.core.embedding.onnx_embedder import _SessionPool
 
     pool = _SessionPool(2, object)
     with pool.session() as a:
@@ -391,7 +391,7 @@ def test_a_session_is_made_only_when_all_are_busy() -> None:
 
 
 def test_session_pool_survives_a_failed_factory() -> None:
-    from almanac.core.onnx_embedder import _SessionPool
+    from almanac.core.embedding.onnx_embedder import _SessionPool
 
     made: list[object] = []
 

@@ -161,7 +161,7 @@ def test_only_http_urls_are_accepted() -> None:
 def test_cli_ask_through_a_server(server_url: str, tmp_path: Path) -> None:
     import json
 
-    from almanac.app import sample_kb_folder
+    from almanac.app.services import sample_kb_folder
 
     kb = tmp_path / "kb"
     ingest = subprocess.run(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.eval import squad_part
-from almanac.core.prompting import SOURCES_HEADER
+from almanac.core.answering.prompting import SOURCES_HEADER
+from almanac.core.evaluation.eval import squad_part
 from almanac.finetune.examples import REFUSAL
 from almanac.finetune.raft import (
     Builder,

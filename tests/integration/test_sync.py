@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.discovery import walk
-from almanac.core.ingest import posix
+from almanac.core.indexing.ingest import posix
+from almanac.core.indexing.sync import FolderSync, SyncState
 from almanac.core.records import DocumentStatus
-from almanac.core.store import Store
-from almanac.core.sync import FolderSync, SyncState
+from almanac.core.store.store import Store
+from almanac.core.system.discovery import walk
 
 from kbcheck import assert_consistent
 

@@ -7,7 +7,6 @@ import re
 import jinja2
 import pytest
 
-from almanac.core.gguf_export import ExportError, tensor_types, verify_quantized
 from almanac.devtools.tiny_model import (
     CHAT_TEMPLATE,
     IM_END,
@@ -16,6 +15,7 @@ from almanac.devtools.tiny_model import (
     sample_messages,
     training_examples,
 )
+from almanac.tooling.gguf_export import ExportError, tensor_types, verify_quantized
 from llm_fixtures import tiny_model_path
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from almanac.core.chunking import Chunker, ChunkingConfig, embedding_text
+from almanac.core.embedding.embedding import embedding_text
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
 from almanac.core.records import ParsedDocument, Section
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.discovery import is_ignored_name, walk
-from almanac.core.lexical import identifier_terms, with_identifier_terms
 from almanac.core.records import SearchFilters
-from almanac.core.store import filter_sql, sql_str
+from almanac.core.store.lexical import identifier_terms, with_identifier_terms
+from almanac.core.store.store import filter_sql, sql_str
+from almanac.core.system.discovery import is_ignored_name, walk
 
 
 @pytest.mark.parametrize(

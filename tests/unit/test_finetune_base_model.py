@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core import gguf_export
 from almanac.finetune.base_model import inspect_base_model
 from almanac.finetune.converter import supported_architectures
 from almanac.finetune.errors import BaseModelError
+from almanac.tooling import gguf_export
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from almanac.core.answer import NOT_FOUND_TEXT
+from almanac.core.answering.answer import NOT_FOUND_TEXT
 from almanac.core.llm.base import ChatMessage
 from almanac.finetune.data import (
     Conversation,

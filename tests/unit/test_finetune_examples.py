@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.answer import NOT_FOUND_TEXT
-from almanac.core.chunking import ChunkingConfig
-from almanac.core.prompting import Source, build_messages, default_system_prompt
+from almanac.core.answering.answer import NOT_FOUND_TEXT
+from almanac.core.answering.prompting import Source, build_messages, default_system_prompt
+from almanac.core.indexing.chunking import ChunkingConfig
 from almanac.finetune.data import load_jsonl
 from almanac.finetune.evaluate import sources_in
 from almanac.finetune.examples import (

@@ -1,4 +1,4 @@
-"""Fusion of the vector and full-text candidate lists (``almanac.core.retrieval.fuse``).
+"""Fusion of the vector and full-text candidate lists (``almanac.core.retrieval.retrieval.fuse``).
 
 The lists are built by hand; every expected order is worked out in the comments.
 """
@@ -11,8 +11,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from almanac.core.retrieval import RetrievalConfig, fuse, text_confidence
-from almanac.core.store import StoredChunk
+from almanac.core.retrieval.retrieval import RetrievalConfig, fuse, text_confidence
+from almanac.core.store.store import StoredChunk
 
 QVEC = np.array([1.0, 0.0], dtype=np.float32)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.history import (
+from almanac.app.history import (
     Conversation,
     HistoryError,
     HistoryStore,

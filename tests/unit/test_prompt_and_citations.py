@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from almanac.core.answer import retrieval_query
-from almanac.core.citations import drop_invalid_markers, marker_numbers, split_sentences
-from almanac.core.llm.base import ChatMessage
-from almanac.core.prompting import (
+from almanac.core.answering.answer import retrieval_query
+from almanac.core.answering.citations import drop_invalid_markers, marker_numbers, split_sentences
+from almanac.core.answering.prompting import (
     NO_SOURCES,
     Neutralizer,
     Source,
@@ -12,6 +11,7 @@ from almanac.core.prompting import (
     neutralize,
     source_label,
 )
+from almanac.core.llm.base import ChatMessage
 
 
 def test_markers_in_all_common_shapes() -> None:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.llm.llama_engine import resolve_gpu_layers
-from almanac.core.prompting import default_system_prompt
-from almanac.core.settings import (
+from almanac.app.settings import (
     Settings,
     SettingsError,
     SettingsStore,
     default_settings_path,
     validate_settings,
 )
+from almanac.core.answering.prompting import default_system_prompt
+from almanac.core.llm.llama_engine import resolve_gpu_layers
 
 
 @pytest.fixture

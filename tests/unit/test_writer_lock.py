@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from almanac.core.writer_lock import WriterBusyError, exclusive_writer
+from almanac.core.indexing.writer_lock import WriterBusyError, exclusive_writer
 
 
 def test_second_writer_is_refused_across_processes(tmp_path: Path) -> None:
@@ -14,7 +14,7 @@ def test_second_writer_is_refused_across_processes(tmp_path: Path) -> None:
         assert crashed is False
         code = (
             "import sys; from pathlib import Path\n"
-            "from almanac.core.writer_lock import exclusive_writer, WriterBusyError\n"
+            "from almanac.core.indexing.writer_lock import exclusive_writer, WriterBusyError\n"
             "try:\n"
             "    with exclusive_writer(Path(sys.argv[1])): sys.exit(0)\n"
             "except WriterBusyError as e:\n"
@@ -33,7 +33,7 @@ def test_second_writer_is_refused_across_processes(tmp_path: Path) -> None:
 def test_crash_is_detected_by_the_next_writer(tmp_path: Path) -> None:
     code = (
         "import os, sys; from pathlib import Path\n"
-        "from almanac.core.writer_lock import exclusive_writer\n"
+        "from almanac.core.indexing.writer_lock import exclusive_writer\n"
         "with exclusive_writer(Path(sys.argv[1])):\n"
         "    os._exit(9)\n"  # dies holding the lock, like kill -9
     )

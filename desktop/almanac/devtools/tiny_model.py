@@ -2,8 +2,10 @@
 
 Everything comes from the project itself: a SentencePiece tokenizer trained on the sample knowledge
 base, the system prompt and the training conversations; a small Llama trained for a few hundred
-steps on support conversations in the app's exact prompt format (``almanac.core.prompting``); then
-llama.cpp's own converter and quantizer (``almanac.core.gguf_export``). It does not know facts, but
+steps on support conversations in the app's exact prompt format
+(``almanac.core.answering.prompting``); then
+llama.cpp's own converter and quantizer (``almanac.tooling.gguf_export``). It does not know facts,
+but
 run through llama.cpp with its ChatML template it answers an in-domain question with one sentence
 that ends in a source marker like ``[1]`` and stops at ``<|im_end|>``.
 
@@ -33,10 +35,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from almanac.core import gguf_export
+from almanac.core.answering.prompting import (
+    Source,
+    build_messages,
+    default_system_prompt,
+    source_label,
+)
 from almanac.core.documents import DocumentError, is_supported, read_document
 from almanac.core.llm.base import ChatMessage
-from almanac.core.prompting import Source, build_messages, default_system_prompt, source_label
+from almanac.tooling import gguf_export
 
 log = logging.getLogger(__name__)
 

@@ -73,12 +73,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         print("almanac finetune: error: --max-steps must be at least 1", file=sys.stderr)
         return 2
-    from almanac.core.offline import enforce_offline_env
+    from almanac.core.system.offline import enforce_offline_env
 
     enforce_offline_env()
-    from almanac.core.gguf_export import ExportError
     from almanac.finetune.errors import FinetuneError
     from almanac.finetune.pipeline import FinetuneOptions, run
+    from almanac.tooling.gguf_export import ExportError
 
     if args.quiet:
         from transformers.utils import logging as transformers_logging

@@ -1,4 +1,4 @@
-"""llama.cpp's converters, beyond what ``almanac.core.gguf_export`` runs: the list of base
+"""llama.cpp's converters, beyond what ``almanac.tooling.gguf_export`` runs: the list of base
 architectures the converter handles, and ``convert_lora_to_gguf.py`` for adapter GGUFs.
 
 Both come from the same llama-cpp-python source distribution as the model converter
@@ -17,8 +17,8 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from almanac.core import gguf_export
-from almanac.core.gguf_export import ExportError
+from almanac.tooling import gguf_export
+from almanac.tooling.gguf_export import ExportError
 
 LORA_CONVERTER = "convert_lora_to_gguf.py"
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almanac.core.answer import _REFUSAL  # the app's own test for "this answer is a refusal"
+from almanac.core.answering.answer import (
+    _REFUSAL,  # the app's own test for "this answer is a refusal"
+)
 from almanac.core.llm.base import ChatMessage
 from almanac.finetune.errors import DataError
 
@@ -221,6 +223,6 @@ def write_jsonl(path: Path, conversations: Sequence[Conversation]) -> None:
 
 
 def file_sha256(path: Path) -> str:
-    from almanac.core.hashing import sha256_file
+    from almanac.core.system.hashing import sha256_file
 
     return sha256_file(path)

@@ -10,7 +10,8 @@ are scored the way the app treats answers:
   nothing (the app's own refusal test); false refusals: it refuses where it should answer;
 - answer similarity to the reference: token F1 (SQuAD-style, markers stripped) and cosine
   similarity of the bundled MiniLM sentence embeddings;
-- groundedness: the app's check (``almanac.core.grounding``): every sentence cites a source
+- groundedness: the app's check (``almanac.core.answering.grounding``): every sentence cites a
+source
   that supports it, or the answer is a refusal.
 """
 
@@ -28,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from almanac.core.answer import _REFUSAL, NOT_FOUND_TEXT
-from almanac.core.citations import drop_invalid_markers, marker_numbers, strip_markers
-from almanac.core.embedding import Embedder
-from almanac.core.grounding import unsupported_sentences
+from almanac.core.answering.answer import _REFUSAL, NOT_FOUND_TEXT
+from almanac.core.answering.citations import drop_invalid_markers, marker_numbers, strip_markers
+from almanac.core.answering.grounding import unsupported_sentences
+from almanac.core.answering.prompting import SOURCES_HEADER
+from almanac.core.embedding.embedding import Embedder
 from almanac.core.llm.base import ChatMessage, GenerationConfig
-from almanac.core.prompting import SOURCES_HEADER
 from almanac.finetune.data import Conversation
 
 _SOURCE_BLOCK = re.compile(r"^\[(\d{1,3})\] [^\n]*\n(.*)$", re.S)

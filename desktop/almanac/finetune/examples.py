@@ -4,7 +4,8 @@ A hand-written item is a question, an answer whose ``[k]`` markers point at the 
 supports it, and those passages (found by a short anchor text in the knowledge base). The builder
 adds distractor passages, shuffles the sources and renumbers the markers, so the model learns to
 cite whichever number the right passage got, and builds the prompt with
-``almanac.core.prompting.build_messages``: same system prompt, same numbered sources. An item
+``almanac.core.answering.prompting.build_messages``: same system prompt, same numbered sources. An
+item
 without an answer becomes a negative: sources that don't contain the answer, and the app's refusal
 text as the target.
 
@@ -24,11 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almanac.core.answer import NOT_FOUND_TEXT
-from almanac.core.chunking import Chunker, ChunkingConfig
+from almanac.core.answering.answer import NOT_FOUND_TEXT
+from almanac.core.answering.prompting import (
+    Source,
+    build_messages,
+    default_system_prompt,
+    source_label,
+)
 from almanac.core.documents import DocumentError, is_supported, read_document
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
 from almanac.core.llm.base import ChatMessage
-from almanac.core.prompting import Source, build_messages, default_system_prompt, source_label
 
 REFUSAL = NOT_FOUND_TEXT
 _AUTHOR_MARKER = re.compile(r"\[(\d{1,3})\]")
@@ -220,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=2, help="conversations per answer")
     parser.add_argument("--embedding-model", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
-    from almanac.core.embedding import SentenceTransformerEmbedder
+    from almanac.core.embedding.embedding import SentenceTransformerEmbedder
 
     # Chunk sizes are measured with the embedder's tokenizer, as at ingestion.
     embedder = SentenceTransformerEmbedder(args.embedding_model)

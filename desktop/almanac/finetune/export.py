@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almanac.core import gguf_export
-from almanac.core.hashing import sha256_file
+from almanac.core.system.hashing import sha256_file
 from almanac.finetune import converter
 from almanac.finetune.base_model import is_weight_file
+from almanac.tooling import gguf_export
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from almanac.core.hashing import sha256_file
+from almanac.core.system.hashing import sha256_file
 from almanac.finetune.errors import BaseModelError
 
 MARKER = "almanac-gguf-base.json"
@@ -131,7 +131,7 @@ def hf_folder_from_gguf(
 def _convert(gguf: Path, meta: dict[str, Any], out: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from almanac.core.offline import enforce_offline_env
+    from almanac.core.system.offline import enforce_offline_env
 
     enforce_offline_env()
     where, name = str(gguf.parent), gguf.name

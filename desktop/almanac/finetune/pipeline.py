@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from almanac.core import gguf_export
-from almanac.core.embedding import Embedder
+from almanac.core.embedding.embedding import Embedder
 from almanac.core.llm.gguf_file import inspect_gguf
 from almanac.finetune import data as fdata
 from almanac.finetune.base_model import inspect_base_model
@@ -52,6 +51,7 @@ from almanac.finetune.export import (
 from almanac.finetune.gguf_base import hf_folder_from_gguf
 from almanac.finetune.recipe import Recipe, load_recipe, target_modules
 from almanac.finetune.train import StepCallback, train_lora
+from almanac.tooling import gguf_export
 
 Say = Callable[[str], None]
 
@@ -306,7 +306,7 @@ def _evaluate(
     )
     embedder = options.embedder
     if embedder is None:
-        from almanac.core.embedding import SentenceTransformerEmbedder
+        from almanac.core.embedding.embedding import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder()
     n_ctx = recipe.eval.n_ctx or recipe.train.max_length + recipe.eval.max_tokens

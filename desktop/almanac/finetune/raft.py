@@ -32,9 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from almanac.core.eval import squad_part
+from almanac.core.answering.prompting import (
+    Source,
+    build_messages,
+    default_system_prompt,
+    source_label,
+)
+from almanac.core.evaluation.eval import squad_part
 from almanac.core.llm.base import ChatMessage
-from almanac.core.prompting import Source, build_messages, default_system_prompt, source_label
 from almanac.core.records import Hit
 from almanac.finetune.examples import REFUSAL, load_qa, to_jsonl_line
 
@@ -321,7 +326,7 @@ def build(
     embedder_backend: str | None = None,
 ) -> tuple[list[Conversation], BuildStats]:
     """Index the material in ``work`` and build every conversation (deterministic for a seed)."""
-    from almanac.app import build_services
+    from almanac.app.services import build_services
 
     docs = work / "docs"
     items: list[Item] = []

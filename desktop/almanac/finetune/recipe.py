@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from almanac.core.gguf_export import QTYPES
 from almanac.finetune.errors import RecipeError
+from almanac.tooling.gguf_export import QTYPES
 
 # LoRA targets per Hugging Face ``model_type``: every attention and MLP projection (adapting the
 # MLP too matters for behaviour changes; attention-only LoRA learns formats more slowly).

@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from almanac.app import (
+from almanac.app.history import HistoryStore, default_history_path
+from almanac.app.services import (
     APP_NAME,
     build_services,
     default_documents_folder,
     default_kb_dir,
     sample_kb_folder,
 )
-from almanac.core.history import HistoryStore, default_history_path
-from almanac.core.retrieval import RetrievalConfig
-from almanac.core.settings import SettingsError, SettingsStore, default_settings_path
+from almanac.app.settings import SettingsError, SettingsStore, default_settings_path
+from almanac.core.retrieval.retrieval import RetrievalConfig
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget

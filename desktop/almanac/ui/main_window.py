@@ -1,7 +1,7 @@
 """The main window: conversations, the chat, sources, the library; drops, model and settings.
 
-Every service comes in through the constructor (``almanac.app`` builds them). Nothing slow runs on
-the GUI thread: ingestion, library queries and model checks go through the ``TaskRunner``;
+Every service comes in through the constructor (``almanac.app.services`` builds them). Nothing slow
+runs on the GUI thread: ingestion, library queries and model checks go through the ``TaskRunner``;
 answering (search + generation) goes through the ``ModelWorker``, which owns the engine.
 """
 
@@ -45,12 +45,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from almanac.app import ModelChoice, Services, build_engine
-from almanac.app import choose_model as pick_model
-from almanac.core.answer import AnswerConfig, AnswerService
+from almanac.app.history import HistoryStore
+from almanac.app.services import ModelChoice, Services, build_engine
+from almanac.app.services import choose_model as pick_model
+from almanac.app.settings import Settings, SettingsError, SettingsStore
+from almanac.core.answering.answer import AnswerConfig, AnswerService
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
-from almanac.core.history import HistoryStore
-from almanac.core.ingest import IngestCancelled
+from almanac.core.indexing.ingest import IngestCancelled
+from almanac.core.indexing.sync import SyncState
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo
 from almanac.core.llm.catalog import AddedModel, add_model
 from almanac.core.llm.gguf_file import describe
@@ -62,8 +64,6 @@ from almanac.core.records import (
     IngestProgress,
     IngestReport,
 )
-from almanac.core.settings import Settings, SettingsError, SettingsStore
-from almanac.core.sync import SyncState
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.library_view import LibraryView
 from almanac.ui.settings_dialog import SettingsDialog, apply_theme, folder_paths

@@ -22,7 +22,8 @@ __all__ = ["CITE_SCHEME", "render_answer_html", "render_plain_html"]
 
 CITE_SCHEME = "cite"
 
-# Same shapes as almanac.core.citations.MARKER_RE ([1], [2, 3], full-width brackets), without its
+# Same shapes as almanac.core.answering.citations.MARKER_RE ([1], [2, 3], full-width brackets),
+# without its
 # optional leading space: the space belongs to the surrounding text.
 _MARKER = re.compile(r"[\[\uff3b](\d{1,3}(?:\s*,\s*\d{1,3})*)[\]\uff3d]")
 _ENV_KEY = "almanac_valid_markers"

@@ -26,8 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from almanac.core.prompting import default_system_prompt
-from almanac.core.settings import (
+from almanac.app.settings import (
     MAX_CONTEXT,
     MAX_MAX_TOKENS,
     MAX_SOURCES,
@@ -42,6 +41,7 @@ from almanac.core.settings import (
     SettingsStore,
     validate_settings,
 )
+from almanac.core.answering.prompting import default_system_prompt
 
 
 class SettingsDialog(QDialog):

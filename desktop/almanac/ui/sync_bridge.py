@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from almanac.core.ingest import Ingestor
-from almanac.core.sync import BatchResult, FolderSync, SyncState
+from almanac.core.indexing.ingest import Ingestor
+from almanac.core.indexing.sync import BatchResult, FolderSync, SyncState
 
 
 class SyncBridge(QObject):

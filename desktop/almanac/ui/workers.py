@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 
-from almanac.core.answer import AnswerService
+from almanac.core.answering.answer import AnswerService
 from almanac.core.documents.errors import DocumentError
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo, ModelError
 

@@ -102,8 +102,8 @@ def chunk_check(items: list) -> list[str]:
     tokenizer, which isn't needed here: the check runs at several word-piece-per-word ratios
     (1.0 to 1.7, around the ~1.3 typical of English) so that anchors hold up wherever it cuts."""
     sys.path.insert(0, str(HERE.parents[2] / "desktop"))
-    from almanac.core.chunking import Chunker, ChunkingConfig
     from almanac.core.documents import read_document
+    from almanac.core.indexing.chunking import Chunker, ChunkingConfig
 
     paths = [p for p in sorted(HERE.rglob("*")) if p.is_file() and p.suffix in DOC_SUFFIXES]
     errors: set[str] = set()

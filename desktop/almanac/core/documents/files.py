@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from almanac.core.discovery import OUTSIDE_FOLDERS, Confinement, special_file_error
 from almanac.core.documents.errors import (
     FileTooLargeError,
     NotRegularFileError,
     OutsideFoldersError,
     UnreadableFileError,
 )
+from almanac.core.system.discovery import OUTSIDE_FOLDERS, Confinement, special_file_error
 
 _READ_CHUNK = 1 << 20
 _FLAGS = (

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from almanac.core.hashing import sha256_file
 from almanac.core.llm.base import ModelError
 from almanac.core.llm.gguf_file import GgufInfo, inspect_gguf
+from almanac.core.system.hashing import sha256_file
 
 _REPO = Path(__file__).resolve().parents[4]
 MODELS_ENV = "ALMANAC_MODELS_DIR"

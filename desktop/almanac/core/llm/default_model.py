@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almanac.core.hashing import sha256_file
 from almanac.core.llm.base import ModelError
+from almanac.core.system.hashing import sha256_file
 
 _REPO = Path(__file__).resolve().parents[4]
 MANIFEST_NAME = "default-model.json"

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from almanac.core.hardware import physical_cores
 from almanac.core.llm.base import (
     ChatMessage,
     EngineInfo,
@@ -24,6 +23,7 @@ from almanac.core.llm.base import (
 )
 from almanac.core.llm.cpu_load import CpuLoad, threads_for_load
 from almanac.core.llm.gguf_file import check_fits_memory, inspect_gguf
+from almanac.core.system.hardware import physical_cores
 
 FALLBACK_TEMPLATE_NAME = "chatml"
 # Used only for models whose GGUF carries no chat template of its own.

@@ -29,7 +29,9 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import pyarrow as pa
 
-from almanac.core.ann_index import (
+from almanac.core.embedding.embedding import embedding_text
+from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
+from almanac.core.store.ann_index import (
     INDEX_VERSION,
     AnnAction,
     AnnPolicy,
@@ -37,9 +39,7 @@ from almanac.core.ann_index import (
     index_config,
     search_params,
 )
-from almanac.core.chunking import embedding_text
-from almanac.core.lexical import with_identifier_terms
-from almanac.core.records import Chunk, DocumentInfo, DocumentStatus, SearchFilters
+from almanac.core.store.lexical import with_identifier_terms
 
 SCHEMA_VERSION = 1
 _META_FILE = "almanac-kb.json"

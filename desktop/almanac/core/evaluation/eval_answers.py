@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from almanac.core.answer import NOT_FOUND_TEXT, AnswerService
-from almanac.core.citations import MARKER_RE
-from almanac.core.embedding import Embedder
-from almanac.core.eval import EvalQuery, percentile
-from almanac.core.grounding import unsupported_sentences
+from almanac.core.answering.answer import NOT_FOUND_TEXT, AnswerService
+from almanac.core.answering.citations import MARKER_RE
+from almanac.core.answering.grounding import unsupported_sentences
+from almanac.core.embedding.embedding import Embedder
+from almanac.core.evaluation.eval import EvalQuery, percentile
 from almanac.core.records import Answer, AnswerMode
 
 Kind = Literal["positive", "negative"]

@@ -7,21 +7,30 @@ imported, and models load only from a local directory.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from almanac.core.hardware import physical_cores
-from almanac.core.offline import enforce_offline_env
+from almanac.core.system.hardware import physical_cores
+from almanac.core.system.offline import enforce_offline_env
 
 Vectors = npt.NDArray[np.float32]
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
-# How the model runs: "int8" is the ONNX export quantized to int8 (core/onnx_embedder.py), "fp32"
+# How the model runs: "int8" is the ONNX export quantized to int8
+# (core/embedding/onnx_embedder.py), "fp32"
 # the sentence-transformers model as shipped.
 EMBEDDER_BACKENDS = ("int8", "fp32")
 DEFAULT_EMBEDDER_BACKEND = "int8"
+
+
+def embedding_text(heading_path: Sequence[str], text: str) -> str:
+    """What the embedder sees: heading context first, so a passage is found by its topic too."""
+    if not heading_path:
+        return text
+    return " > ".join(heading_path) + "\n" + text
 
 
 class EmbeddingError(Exception):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from almanac.core.retrieval import Searcher
+    from almanac.core.retrieval.retrieval import Searcher
 
 ProgressFn = Callable[[int, int], None]
 

@@ -7,18 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from almanac.core.chunking import Chunker, ChunkingConfig
-from almanac.core.embedding import (
+from almanac.core.embedding.embedding import (
     DEFAULT_EMBEDDER_BACKEND,
     EMBEDDER_BACKENDS,
     Embedder,
     SentenceTransformerEmbedder,
 )
-from almanac.core.ingest import Ingestor
+from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+from almanac.core.indexing.ingest import Ingestor
 from almanac.core.llm.base import Engine
-from almanac.core.offline import enforce_offline_env
-from almanac.core.retrieval import RetrievalConfig, Searcher
-from almanac.core.store import Store
+from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
+from almanac.core.store.store import Store
+from almanac.core.system.offline import enforce_offline_env
 
 APP_NAME = "Almanac"
 # Set (1) where answers must come from passages only: the test suite, a sources-only deployment.
@@ -115,7 +115,7 @@ def build_engine(
 
 def sample_kb_folder() -> Path:
     """The bundled sample documents (resources/sample-kb in a source checkout)."""
-    return Path(__file__).resolve().parents[2] / "resources" / "sample-kb"
+    return Path(__file__).resolve().parents[3] / "resources" / "sample-kb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ def build_embedder(embedding_model: Path | None = None, backend: str | None = No
     if chosen == "fp32":
         return SentenceTransformerEmbedder(embedding_model)
     if chosen == "int8":
-        from almanac.core.onnx_embedder import OnnxEmbedder
+        from almanac.core.embedding.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(embedding_model)
     raise ValueError(

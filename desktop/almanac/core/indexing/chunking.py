@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from almanac.core.embedding.embedding import embedding_text
 from almanac.core.records import Chunk, ParsedDocument, Section
 
 TokenCounter = Callable[[str], int]
@@ -64,13 +65,6 @@ class _Piece:
     end: int
     tokens: int
     boundary: int  # strength of the boundary *before* this piece
-
-
-def embedding_text(heading_path: Sequence[str], text: str) -> str:
-    """What the embedder sees: heading context first, so a passage is found by its topic too."""
-    if not heading_path:
-        return text
-    return " > ".join(heading_path) + "\n" + text
 
 
 def chunk_hash(embedded: str) -> str:

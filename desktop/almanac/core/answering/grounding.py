@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from almanac.core.citations import marker_numbers, split_sentences, strip_markers
-from almanac.core.embedding import Embedder
+from almanac.core.answering.citations import marker_numbers, split_sentences, strip_markers
+from almanac.core.embedding.embedding import Embedder
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_.]*[A-Za-z0-9]|[A-Za-z0-9]")
 _STOP = frozenset(

@@ -22,9 +22,9 @@ from typing import Literal
 
 import numpy as np
 
-from almanac.core.embedding import Embedder
+from almanac.core.embedding.embedding import Embedder
 from almanac.core.records import Hit, SearchFilters, SearchResult
-from almanac.core.store import Store, StoredChunk
+from almanac.core.store.store import Store, StoredChunk
 
 Fusion = Literal["convex", "rrf"]
 FUSIONS: tuple[Fusion, ...] = ("convex", "rrf")

@@ -31,9 +31,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from almanac.core.embedding import EmbeddingError
-from almanac.core.hashing import sha256_file
-from almanac.core.offline import enforce_offline_env
+from almanac.core.embedding.embedding import EmbeddingError
+from almanac.core.embedding.pooling import mean_pool_normalized
+from almanac.core.system.hashing import sha256_file
+from almanac.core.system.offline import enforce_offline_env
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 EXPORT_RECIPE = 2
 VARIANTS = ("int8", "fp32")
 CACHE_DIR_ENV = "ALMANAC_MODEL_CACHE_DIR"
-DATA_DIR_ENV = "ALMANAC_DATA_DIR"  # the same override core/history.py honours
+DATA_DIR_ENV = "ALMANAC_DATA_DIR"  # the same override app/history.py honours
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
@@ -426,8 +427,6 @@ def _check_export(
 ) -> None:
     """A broken export must fail here, once, rather than index a knowledge base with noise."""
     import onnxruntime as ort
-
-    from almanac.core.onnx_embedder import mean_pool_normalized
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     (states,) = session.run(None, {"input_ids": ids, "attention_mask": mask})

@@ -20,8 +20,8 @@ from typing import Any
 
 from platformdirs import user_config_path
 
-from almanac.core.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
-from almanac.core.prompting import default_system_prompt
+from almanac.core.answering.prompting import default_system_prompt
+from almanac.core.embedding.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
 
 SETTINGS_VERSION = 1
 SETTINGS_FILE = "settings.json"

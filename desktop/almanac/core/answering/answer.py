@@ -24,22 +24,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from almanac.core.citations import (
+from almanac.core.answering.citations import (
     drop_invalid_markers,
     marker_numbers,
     split_sentences,
     strip_markers,
 )
-from almanac.core.embedding import Embedder
-from almanac.core.grounding import SupportChecker, is_claim, unsupported_sentences
-from almanac.core.llm.base import ChatMessage, Engine, GenerationConfig, ModelError
-from almanac.core.prompting import (
+from almanac.core.answering.grounding import SupportChecker, is_claim, unsupported_sentences
+from almanac.core.answering.prompting import (
     Neutralizer,
     Source,
     build_messages,
     default_system_prompt,
     source_label,
 )
+from almanac.core.embedding.embedding import Embedder
+from almanac.core.llm.base import ChatMessage, Engine, GenerationConfig, ModelError
 from almanac.core.records import (
     Answer,
     AnswerMode,
@@ -48,7 +48,7 @@ from almanac.core.records import (
     SearchFilters,
     SearchResult,
 )
-from almanac.core.retrieval import Searcher
+from almanac.core.retrieval.retrieval import Searcher
 
 NOT_FOUND_TEXT = "I couldn't find that in your documents."
 GENERAL_PREFIX = "Not from your documents (general knowledge):"

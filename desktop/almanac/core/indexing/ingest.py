@@ -19,8 +19,6 @@ from typing import cast
 
 import numpy as np
 
-from almanac.core.chunking import Chunker, embedding_text
-from almanac.core.discovery import OUTSIDE_FOLDERS, Confinement, Found, path_key, walk
 from almanac.core.documents import (
     DEFAULT_MAX_FILE_BYTES,
     READERS_VERSION,
@@ -31,8 +29,9 @@ from almanac.core.documents import (
     parse_document,
 )
 from almanac.core.documents.files import too_large
-from almanac.core.embedding import Embedder
-from almanac.core.lexical import LEXICAL_VERSION
+from almanac.core.embedding.embedding import Embedder, embedding_text
+from almanac.core.indexing.chunking import Chunker
+from almanac.core.indexing.writer_lock import exclusive_writer
 from almanac.core.records import (
     Chunk,
     DocumentInfo,
@@ -41,8 +40,9 @@ from almanac.core.records import (
     IngestProgress,
     IngestReport,
 )
-from almanac.core.store import DocumentWrite, Store
-from almanac.core.writer_lock import exclusive_writer
+from almanac.core.store.lexical import LEXICAL_VERSION
+from almanac.core.store.store import DocumentWrite, Store
+from almanac.core.system.discovery import OUTSIDE_FOLDERS, Confinement, Found, path_key, walk
 
 ProgressCallback = Callable[[IngestProgress], None]
 

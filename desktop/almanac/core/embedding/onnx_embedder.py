@@ -1,4 +1,5 @@
-"""The embedding model run by onnxruntime, int8-quantized by default (see core/onnx_export.py).
+"""The embedding model run by onnxruntime, int8-quantized by default (see
+core/embedding/onnx_export.py).
 
 The same pipeline as sentence-transformers around the exported graph: the model's own fast
 tokenizer (truncation at max_seq_length, [CLS]/[SEP] from its template), mean pooling over the real
@@ -27,31 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from almanac.core.embedding import (
+from almanac.core.embedding.embedding import (
     BUNDLED_MODEL_NAME,
     EmbeddingError,
     TokenMeasure,
     Vectors,
     bundled_model_path,
 )
-from almanac.core.hardware import physical_cores
-from almanac.core.offline import enforce_offline_env
-from almanac.core.onnx_export import ExportedModel, ensure_exported
+from almanac.core.embedding.onnx_export import ExportedModel, ensure_exported
+from almanac.core.embedding.pooling import mean_pool_normalized
+from almanac.core.system.hardware import physical_cores
+from almanac.core.system.offline import enforce_offline_env
 
 DEFAULT_BATCH_SIZE = 1  # see the module docstring
-
-
-def mean_pool_normalized(states: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> Vectors:
-    """sentence-transformers' Pooling(mean) + Normalize: the average of the real tokens' states
-    (padding excluded), scaled to unit length, with the same guards against division by zero."""
-    weights = mask.astype(np.float32)
-    summed = np.einsum("btd,bt->bd", states, weights)
-    pooled = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-    return result
 
 
 class _SessionPool:

@@ -50,10 +50,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from almanac.core.discovery import Confinement, is_ignored_name, key_path, walk
-from almanac.core.ingest import IngestCancelled, Ingestor, posix
+from almanac.core.indexing.ingest import IngestCancelled, Ingestor, posix
+from almanac.core.indexing.writer_lock import WriterBusyError, exclusive_writer
 from almanac.core.records import FileError, IngestProgress, IngestReport
-from almanac.core.writer_lock import WriterBusyError, exclusive_writer
+from almanac.core.system.discovery import Confinement, is_ignored_name, key_path, walk
 
 # Events that say something about a path's content or existence. Opened/closed-without-write are
 # left out on purpose: the Ingestor reading a file produces them, which would loop forever.
@@ -679,7 +679,7 @@ def _left(deadline: float | None) -> float | None:
 
 def _describe(exc: BaseException) -> str:
     """A failure in words; the type name only where the message alone would not say much."""
-    from almanac.core.store import StoreError
+    from almanac.core.store.store import StoreError
 
     if isinstance(exc, StoreError):
         return str(exc)

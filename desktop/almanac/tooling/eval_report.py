@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from almanac.core.eval import EvalReport
-from almanac.core.eval_answers import AnswerReport
+from almanac.core.evaluation.eval import EvalReport
+from almanac.core.evaluation.eval_answers import AnswerReport
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from almanac.core.llm.base import ChatMessage
 
-_PROMPTS = Path(__file__).resolve().parents[3] / "resources" / "prompts"
+_PROMPTS = Path(__file__).resolve().parents[4] / "resources" / "prompts"
 SOURCES_HEADER = "Sources:"
 NO_SOURCES = "Sources: (none)"
 
