@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from almanac.core.discovery import Confinement
 from almanac.core.documents.errors import (
     BinaryContentError,
     CorruptDocumentError,
@@ -21,6 +20,7 @@ from almanac.core.documents.errors import (
 )
 from almanac.core.documents.files import OpenedFile, open_document_file, too_large
 from almanac.core.records import ParsedDocument
+from almanac.core.system.discovery import Confinement
 
 # Readers parse bytes already read through ``open_document_file``: none of them opens a path, so
 # none can be led to a FIFO, a device or a file outside the indexed folders.
