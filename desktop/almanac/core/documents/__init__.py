@@ -42,7 +42,18 @@ _FORMATS: dict[str, tuple[str, str]] = {
     ".pptx": ("pptx", "pptx_reader"),
     ".eml": ("eml", "email_reader"),
     ".mbox": ("mbox", "email_reader"),
+    # images are read by OCR (ocr.py), one page per frame
+    ".png": ("image", "image_reader"),
+    ".jpg": ("image", "image_reader"),
+    ".jpeg": ("image", "image_reader"),
+    ".tif": ("image", "image_reader"),
+    ".tiff": ("image", "image_reader"),
+    ".webp": ("image", "image_reader"),
+    ".bmp": ("image", "image_reader"),
 }
+
+# Kinds whose reading may run OCR (seconds per page): ingest reads them in its slow lane.
+OCR_KINDS: frozenset[str] = frozenset({"pdf", "image"})
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 # Bump when any reader's output changes: knowledge bases re-read their files once (vectors of
@@ -52,6 +63,7 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "OCR_KINDS",
     "READERS_VERSION",
     "SUPPORTED_EXTENSIONS",
     "BinaryContentError",

@@ -7,6 +7,7 @@ highlight a cited span on the rendered page.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import unicodedata
@@ -17,6 +18,7 @@ from typing import Any
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from almanac.core.documents import ocr
 from almanac.core.documents.errors import (
     CorruptDocumentError,
     EmptyDocumentError,
@@ -48,20 +50,78 @@ def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:
             raise _load_error(exc, data) from exc
-        try:
+    try:
+        with PDFIUM_LOCK:
             page_count = len(pdf)
             bookmarks = _bookmarks(pdf, page_count)
             pages, unreadable = _page_texts(pdf, page_count)
-        finally:
+        scanned = [i for i, text in enumerate(pages) if needs_ocr(text) and i + 1 not in unreadable]
+        for done, index in enumerate(scanned):
+            ocr.check_cancelled()
+            ocr.report_progress(done, len(scanned))
+            pages[index] = ocr_page(pdf, index).text
+        if scanned:
+            ocr.report_progress(len(scanned), len(scanned))
+    finally:
+        with PDFIUM_LOCK:
             pdf.close()
     if not any(page.strip() for page in pages):
         if page_count == 0:
             raise EmptyDocumentError("PDF has no pages")
-        raise EmptyDocumentError("no extractable text (scanned PDF? OCR is not supported)")
-    sections = [s for i, text in enumerate(pages) for s in _page_sections(text, i, bookmarks)]
+        raise EmptyDocumentError("no text found, not even by OCR (blank pages?)")
+    ocr_pages = {i + 1 for i in scanned}
+    sections = [
+        _ocr_marked(s) if i + 1 in ocr_pages else s
+        for i, text in enumerate(pages)
+        for s in _page_sections(text, i, bookmarks)
+    ]
     return ParsedDocument(
-        "pdf", tuple(pages), tuple(sections), paged=True, warnings=_warnings(pages, unreadable)
+        "pdf",
+        tuple(pages),
+        tuple(sections),
+        paged=True,
+        warnings=_warnings(pages, unreadable, sorted(ocr_pages)),
     )
+
+
+def needs_ocr(page_text: str) -> bool:
+    """A page whose text layer is empty or next to it (a scan, maybe with a stamped number)."""
+    return sum(ch.isalnum() for ch in page_text) < ocr.MIN_TEXT_LAYER_CHARS
+
+
+def ocr_page(pdf: Any, index: int) -> ocr.OcrPage:
+    """OCR one page of an open document. pdfium is held only while the page renders: the models
+    run outside the lock, so the viewer and other readers are not stalled for seconds."""
+    with PDFIUM_LOCK:
+        page = pdf[index]
+        try:
+            width, height = page.get_size()
+            # The detector's full resolution, no more: rendering larger would only be shrunk.
+            scale = ocr.MAX_SIDE_PX / max(width, height, 1.0)
+            image = page.render(scale=scale, grayscale=True).to_pil()
+        finally:
+            page.close()
+    return ocr.recognize(image)
+
+
+def ocr_page_of_file(data: bytes, page_number: int) -> ocr.OcrPage | None:
+    """The OCR lines of page ``page_number`` (1-based) when that page is a scan, else None.
+    Served from the OCR cache when the page was indexed on this machine."""
+    with PDFIUM_LOCK:
+        pdf = pdfium.PdfDocument(data)
+    try:
+        with PDFIUM_LOCK:
+            if not 1 <= page_number <= len(pdf):
+                return None
+            text = _normalize(_raw_page_text(pdf, page_number - 1))
+        return ocr_page(pdf, page_number - 1) if needs_ocr(text) else None
+    finally:
+        with PDFIUM_LOCK:
+            pdf.close()
+
+
+def _ocr_marked(section: Section) -> Section:
+    return dataclasses.replace(section, heading_path=(*section.heading_path, ocr.OCR_HEADING))
 
 
 def char_range(textpage: Any, start: int, end: int) -> tuple[int, int]:
@@ -113,15 +173,15 @@ def _raw_page_text(pdf: Any, index: int) -> str:
         page.close()
 
 
-def _warnings(pages: list[str], unreadable: list[int]) -> tuple[str, ...]:
+def _warnings(pages: list[str], unreadable: list[int], by_ocr: list[int]) -> tuple[str, ...]:
     warnings: list[str] = []
+    if by_ocr:
+        warnings.append(f"{len(by_ocr)} scanned page(s) read by OCR: {_page_list(by_ocr)}")
     if unreadable:
         warnings.append(f"{len(unreadable)} page(s) could not be read: {_page_list(unreadable)}")
     blank = [i + 1 for i, text in enumerate(pages) if not text.strip() and i + 1 not in unreadable]
     if blank:
-        warnings.append(
-            f"{len(blank)} page(s) have no extractable text (scanned?): {_page_list(blank)}"
-        )
+        warnings.append(f"{len(blank)} page(s) have no text: {_page_list(blank)}")
     return tuple(warnings)
 
 

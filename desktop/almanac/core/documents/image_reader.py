@@ -1,0 +1,83 @@
+"""Images (PNG, JPEG, TIFF, WebP, BMP) read by OCR: a screenshot of an error dialog, a photo of a
+label, a faxed page. Each frame is a page (multi-page TIFF faxes), 1-based in citations; the text
+is marked as read by OCR.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from almanac.core.documents import ocr
+from almanac.core.documents.errors import CorruptDocumentError, ExpansionLimitError
+from almanac.core.records import ParsedDocument, Section
+
+# Decoded pixels are what an image inflates to; a 30 000 x 30 000 PNG is a few KB on disk and
+# 2.7 GB decoded. 60 megapixels is an A0 poster at 150 dpi or an A3 page at 600 dpi.
+MAX_PIXELS = 60_000_000
+MAX_FRAMES = 500
+
+
+def read(data: bytes, kind: str = "image") -> ParsedDocument:
+    image = _open(data)
+    pages: list[str] = []
+    sections: list[Section] = []
+    frames = _frame_count(image)
+    try:
+        for index in range(frames):
+            ocr.check_cancelled()
+            ocr.report_progress(index, frames)
+            image.seek(index)
+            text = ocr.recognize(_upright(image)).text
+            pages.append(text)
+            if text.strip():
+                sections.append(Section(text, (ocr.OCR_HEADING,), index + 1, 0, len(text)))
+        ocr.report_progress(frames, frames)
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged pixel data
+        raise CorruptDocumentError(f"image data is damaged ({exc})") from exc
+    if not sections:
+        raise ocr.NoTextInImageError("no text found in this image (OCR read nothing)")
+    warnings: tuple[str, ...] = ()
+    if frames < _declared_frames(image):
+        warnings = (f"only the first {MAX_FRAMES} frames were read",)
+    return ParsedDocument(kind, tuple(pages), tuple(sections), paged=True, warnings=warnings)
+
+
+def _open(data: bytes) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise CorruptDocumentError("not a readable image (unknown or damaged format)") from exc
+    except Image.DecompressionBombError as exc:
+        raise ExpansionLimitError(f"image refused: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptDocumentError(f"not a readable image ({exc})") from exc
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ExpansionLimitError(
+            f"image refused: {width} x {height} pixels is over the "
+            f"{MAX_PIXELS / 1e6:.0f}-megapixel limit"
+        )
+    return image
+
+
+def _declared_frames(image: Any) -> int:
+    return int(getattr(image, "n_frames", 1) or 1)
+
+
+def _frame_count(image: Any) -> int:
+    return min(_declared_frames(image), MAX_FRAMES)
+
+
+def _upright(image: Any) -> Any:
+    """The frame as the user sees it: camera rotation applied, transparency on white."""
+    from PIL import Image, ImageOps
+
+    frame = ImageOps.exif_transpose(image)
+    if frame.mode in ("RGBA", "LA", "P"):
+        frame = frame.convert("RGBA")
+        background = Image.new("RGBA", frame.size, (255, 255, 255, 255))
+        frame = Image.alpha_composite(background, frame)
+    return frame.convert("RGB")

@@ -1,0 +1,89 @@
+"""OCR of images and scanned PDF pages with the real RapidOCR models (kept few and small)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from almanac.core.documents import CorruptDocumentError, ocr, read_document
+from almanac.core.documents.pdf import ocr_page_of_file
+from ocrgen import cer, image_pdf, merge_pdfs, png_bytes, render_lines
+
+from pdfgen import build_pdf
+
+LINES = ["Reset the TR-7 router by holding", "the WPS button for 30 seconds."]
+
+
+@pytest.fixture(autouse=True)
+def private_ocr_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_image_is_read_by_ocr_with_line_boxes(tmp_path: Path, private_ocr_cache: Path):
+    path = tmp_path / "dialog.png"
+    path.write_bytes(png_bytes(render_lines(LINES)))
+    doc = read_document(path)
+    assert doc.kind == "image" and doc.paged
+    text = doc.pages[0]
+    assert text.count("\n") == 1 and cer(text, "\n".join(LINES)) < 0.05
+    assert "router" in text and "seconds" in text
+    (section,) = doc.sections
+    assert section.page == 1 and section.heading_path == (ocr.OCR_HEADING,)
+    # The second line's span maps to the second line's box, in the lower part of the image.
+    start = text.index("seconds")
+    page = ocr.recognize(Image.open(path))  # served from the cache now
+    assert any(private_ocr_cache.rglob("*.json"))
+    (box,) = page.boxes_for(start, start + 7)
+    assert 0.4 < box.top < box.bottom < 0.8 and box.left < 0.1 < 0.25 < box.right
+    (first,) = page.boxes_for(0, 5)
+    assert first.bottom <= box.top
+
+
+def test_mixed_pdf_reads_only_scanned_pages_by_ocr(tmp_path: Path):
+    text_page = build_pdf([["This page has a real text layer about warranty terms."]])
+    scanned = image_pdf([render_lines(LINES, width=1275, height=600)], dpi=150)
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(merge_pdfs([text_page, scanned]))
+    doc = read_document(path)
+    assert "warranty terms" in doc.pages[0]
+    assert cer(doc.pages[1], "\n".join(LINES)) < 0.05
+    by_page = {s.page: s for s in doc.sections}
+    assert ocr.OCR_HEADING not in by_page[1].heading_path
+    assert by_page[2].heading_path[-1] == ocr.OCR_HEADING
+    assert any("read by OCR: 2" in w for w in doc.warnings)
+    # The viewer's way back to the boxes of a cited scanned page, and none for a text page.
+    data = path.read_bytes()
+    assert ocr_page_of_file(data, 1) is None
+    found = ocr_page_of_file(data, 2)
+    assert found is not None and found.text == doc.pages[1]
+
+
+def test_image_without_text_is_a_specific_error(tmp_path: Path):
+    path = tmp_path / "blank.jpg"
+    Image.new("RGB", (400, 300), (250, 250, 250)).save(path)
+    with pytest.raises(ocr.NoTextInImageError, match="no text found in this image"):
+        read_document(path)
+    damaged = tmp_path / "cut.png"
+    damaged.write_bytes(png_bytes(render_lines(LINES))[:300])
+    with pytest.raises(CorruptDocumentError, match="image"):
+        read_document(damaged)
+
+
+def test_ocr_reports_progress_and_stops_when_cancelled(tmp_path: Path):
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(image_pdf([render_lines(["page one"], width=600, height=300)] * 3, dpi=100))
+    cancel = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done == 1:
+            cancel.set()
+
+    with ocr.ocr_context(cancel, progress), pytest.raises(ocr.OcrCancelled):
+        read_document(path)
+    assert seen == [(0, 3), (1, 3)]  # stopped before the second page's OCR
