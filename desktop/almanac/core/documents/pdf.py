@@ -55,7 +55,11 @@ def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
             page_count = len(pdf)
             bookmarks = _bookmarks(pdf, page_count)
             pages, unreadable = _page_texts(pdf, page_count)
-        scanned = [i for i, text in enumerate(pages) if needs_ocr(text) and i + 1 not in unreadable]
+            scanned = [
+                i
+                for i, text in enumerate(pages)
+                if needs_ocr(text) and i + 1 not in unreadable and _has_image(pdf, i)
+            ]
         for done, index in enumerate(scanned):
             ocr.check_cancelled()
             ocr.report_progress(done, len(scanned))
@@ -68,8 +72,8 @@ def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
     if not any(page.strip() for page in pages):
         if page_count == 0:
             raise EmptyDocumentError("PDF has no pages")
-        raise EmptyDocumentError("no text found, not even by OCR (blank pages?)")
-    ocr_pages = {i + 1 for i in scanned}
+        raise EmptyDocumentError("no text found: blank pages, or scans OCR could not read")
+    ocr_pages = {i + 1 for i in scanned if pages[i].strip()}
     sections = [
         _ocr_marked(s) if i + 1 in ocr_pages else s
         for i, text in enumerate(pages)
@@ -87,6 +91,15 @@ def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
 def needs_ocr(page_text: str) -> bool:
     """A page whose text layer is empty or next to it (a scan, maybe with a stamped number)."""
     return sum(ch.isalnum() for ch in page_text) < ocr.MIN_TEXT_LAYER_CHARS
+
+
+def _has_image(pdf: Any, index: int) -> bool:
+    """Whether the page draws a picture: a scan does; a page of short typed text doesn't."""
+    page = pdf[index]
+    try:
+        return any(True for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]))
+    finally:
+        page.close()
 
 
 def ocr_page(pdf: Any, index: int) -> ocr.OcrPage:
@@ -114,7 +127,8 @@ def ocr_page_of_file(data: bytes, page_number: int) -> ocr.OcrPage | None:
             if not 1 <= page_number <= len(pdf):
                 return None
             text = _normalize(_raw_page_text(pdf, page_number - 1))
-        return ocr_page(pdf, page_number - 1) if needs_ocr(text) else None
+            scanned = needs_ocr(text) and _has_image(pdf, page_number - 1)
+        return ocr_page(pdf, page_number - 1) if scanned else None
     finally:
         with PDFIUM_LOCK:
             pdf.close()
