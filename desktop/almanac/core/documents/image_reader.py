@@ -81,3 +81,20 @@ def _upright(image: Any) -> Any:
         background = Image.new("RGBA", frame.size, (255, 255, 255, 255))
         frame = Image.alpha_composite(background, frame)
     return frame.convert("RGB")
+
+
+def ocr_page_of_file(
+    data: bytes, page_number: int, *, cached_only: bool = False
+) -> tuple[Any, ocr.OcrPage | None]:
+    """Frame ``page_number`` (1-based) as the OCR saw it (an RGB PIL image) and its OCR lines;
+    with ``cached_only``, None for lines the cache doesn't hold."""
+    image = _open(data)
+    if not 1 <= page_number <= _frame_count(image):
+        raise IndexError(f"the image has {_frame_count(image)} page(s)")
+    image.seek(page_number - 1)
+    frame = _upright(image)
+    return frame, ocr.recognize_cached(frame, cached_only=cached_only)
+
+
+def frame_count_of_file(data: bytes) -> int:
+    return _frame_count(_open(data))

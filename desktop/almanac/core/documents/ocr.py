@@ -201,10 +201,18 @@ class SpaceAwareDecoder:
 
 def recognize(image: Any) -> OcrPage:
     """OCR one page image (a PIL image), cached by its pixels."""
+    page = recognize_cached(image, cached_only=False)
+    assert page is not None
+    return page
+
+
+def recognize_cached(image: Any, *, cached_only: bool) -> OcrPage | None:
+    """``recognize``; with ``cached_only``, None instead of running the models (the viewer must
+    not spend seconds of the GUI thread on a page the index has not read on this machine)."""
     rgb = image.convert("RGB")
     key = _image_key(rgb)
     cached = load_cached(key)
-    if cached is not None:
+    if cached is not None or cached_only:
         return cached
     import numpy as np
 

@@ -63,7 +63,8 @@ def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
         for done, index in enumerate(scanned):
             ocr.check_cancelled()
             ocr.report_progress(done, len(scanned))
-            pages[index] = ocr_page(pdf, index).text
+            found = ocr_page(pdf, index)
+            pages[index] = found.text if found is not None else ""
         if scanned:
             ocr.report_progress(len(scanned), len(scanned))
     finally:
@@ -102,7 +103,7 @@ def _has_image(pdf: Any, index: int) -> bool:
         page.close()
 
 
-def ocr_page(pdf: Any, index: int) -> ocr.OcrPage:
+def ocr_page(pdf: Any, index: int, *, cached_only: bool = False) -> ocr.OcrPage | None:
     """OCR one page of an open document. pdfium is held only while the page renders: the models
     run outside the lock, so the viewer and other readers are not stalled for seconds."""
     with PDFIUM_LOCK:
@@ -114,12 +115,15 @@ def ocr_page(pdf: Any, index: int) -> ocr.OcrPage:
             image = page.render(scale=scale, grayscale=True).to_pil()
         finally:
             page.close()
-    return ocr.recognize(image)
+    return ocr.recognize_cached(image, cached_only=cached_only)
 
 
-def ocr_page_of_file(data: bytes, page_number: int) -> ocr.OcrPage | None:
+def ocr_page_of_file(
+    data: bytes, page_number: int, *, cached_only: bool = False
+) -> ocr.OcrPage | None:
     """The OCR lines of page ``page_number`` (1-based) when that page is a scan, else None.
-    Served from the OCR cache when the page was indexed on this machine."""
+    Served from the OCR cache when the page was indexed on this machine; with ``cached_only``
+    a scanned page not in the cache gives a page with no lines."""
     with PDFIUM_LOCK:
         pdf = pdfium.PdfDocument(data)
     try:
@@ -128,7 +132,9 @@ def ocr_page_of_file(data: bytes, page_number: int) -> ocr.OcrPage | None:
                 return None
             text = _normalize(_raw_page_text(pdf, page_number - 1))
             scanned = needs_ocr(text) and _has_image(pdf, page_number - 1)
-        return ocr_page(pdf, page_number - 1) if scanned else None
+        if not scanned:
+            return None
+        return ocr_page(pdf, page_number - 1, cached_only=cached_only) or ocr.OcrPage("", ())
     finally:
         with PDFIUM_LOCK:
             pdf.close()
