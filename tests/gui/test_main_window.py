@@ -104,6 +104,12 @@ def _drop(window: MainWindow, paths: list[Path]) -> None:
     assert event.isAccepted()
 
 
+def _listed(window: MainWindow) -> int:
+    """Conversations in the list (an empty list shows one line saying why, not a conversation)."""
+    items = (window.conversation_list.item(i) for i in range(window.conversation_list.count()))
+    return sum(isinstance(item.data(Qt.ItemDataRole.UserRole), int) for item in items)
+
+
 def _indexed(window: MainWindow) -> set[str]:
     return {Path(d.path).name for d in window.library.model.documents()}
 
@@ -255,13 +261,14 @@ def test_regenerate_new_chat_and_export(qtbot, make_window, tmp_path) -> None:
     window.search_box.setText("password q")
     qtbot.waitUntil(lambda: window.conversation_list.count() == 1)
     window.search_box.setText("no such thing at all")
-    qtbot.waitUntil(lambda: window.conversation_list.count() == 0)
+    qtbot.waitUntil(lambda: _listed(window) == 0)
+    assert "No conversation matches" in window.conversation_list.item(0).text()
     window.search_box.clear()
     qtbot.waitUntil(lambda: window.conversation_list.count() == 1)
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
     assert window.conversation_id is None and window.transcript.entries == []
     window.delete_conversation(cid)
-    assert window.conversation_list.count() == 0
+    assert _listed(window) == 0
 
 
 def test_model_streams_tokens_and_citation_opens_the_passage(qtbot, make_window, tiny_gguf) -> None:

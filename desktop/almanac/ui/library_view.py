@@ -128,13 +128,17 @@ class LibraryView(QWidget):
         self.refresh_button.clicked.connect(self.refresh_requested)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
 
+        # The totals wrap on their own line: beside the buttons they set the pane's minimum
+        # width, which made the window grow when the source pane opened.
+        self.totals.setWordWrap(True)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.totals, 1)
+        buttons.addStretch(1)
         for b in (self.refresh_button, self.open_button, self.reindex_button, self.remove_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.folders)
+        layout.addWidget(self.totals)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         self.set_documents([])

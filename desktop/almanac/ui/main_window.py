@@ -64,11 +64,13 @@ from almanac.core.records import (
     IngestProgress,
     IngestReport,
 )
+from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.library_view import LibraryView
 from almanac.ui.settings_dialog import SettingsDialog, apply_theme, folder_paths
 from almanac.ui.source_viewer import SourceViewer, is_inside
 from almanac.ui.sync_bridge import SyncBridge, describe_state
+from almanac.ui.window_state import WindowState
 from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandle, TaskRunner
 
 _MODEL_FIELDS = ("model_path", "gpu_layers", "threads", "context_size")
@@ -128,12 +130,17 @@ class MainWindow(QMainWindow):
         self._indexing_label = ""
         self._closed = False
         self._model_failed = False
+        self._viewer_width = 0  # the source pane's width when last closed
+        self._sidebar_hidden = False  # the list made room for the source pane
 
         self.setWindowTitle("Almanac")
         self.setObjectName("mainWindow")
         self.resize(1280, 800)
         self.setAcceptDrops(True)
         self._build()
+        self.window_state = WindowState(settings_store.path.with_name("window.ini"))
+        self._viewer_width = self.window_state.restore(self, self.splitter)
+        self.viewer.hide()  # a restored splitter state may hold it open; it opens with a source
         self._connect_worker()
         self._apply_retrieval_settings()
         apply_theme(self.settings.theme)
@@ -172,7 +179,7 @@ class MainWindow(QMainWindow):
         side_buttons = QHBoxLayout()
         for b in (self.new_button, self.rename_button, self.delete_button):
             side_buttons.addWidget(b)
-        sidebar = QWidget()
+        sidebar = self.sidebar = QWidget()
         sidebar.setObjectName("sidebar")
         side = QVBoxLayout(sidebar)
         side.setContentsMargins(6, 6, 0, 6)
@@ -210,6 +217,8 @@ class MainWindow(QMainWindow):
         self.transcript.link_refused.connect(
             lambda url: self.statusBar().showMessage(f"Links are not opened: {url}", 5000)
         )
+        self.transcript.regenerate_requested.connect(self.regenerate)
+        self.transcript.copied.connect(lambda text: self.statusBar().showMessage(text, 3000))
 
         self.copy_button = QPushButton("Copy answer")
         self.regenerate_button = QPushButton("Regenerate")
@@ -261,6 +270,7 @@ class MainWindow(QMainWindow):
         # -- right: the source viewer
         self.viewer = SourceViewer()
         self.viewer.setObjectName("sourceViewer")
+        self.viewer.close_requested.connect(self.close_source)
         self.viewer.hide()
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -271,6 +281,8 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setStretchFactor(2, 2)
         self.splitter.setSizes([240, 640, 400])
+        # A collapsed pane is a lost pane: the user closes the source with its button instead.
+        self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
 
         self.model_status = QLabel()
@@ -301,6 +313,7 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         self._action(view.addAction("&Chat"), lambda: self.tabs.setCurrentIndex(0))
         self._action(view.addAction("&Library"), self.show_library, "Ctrl+L")
+        self._action(view.addAction("Close &source"), self.close_source, "Ctrl+W")
 
     @staticmethod
     def _action(
@@ -363,7 +376,7 @@ class MainWindow(QMainWindow):
             not self._generating and self.conversation_id is not None and has_answer
         )
         self.export_button.setEnabled(self.conversation_id is not None)
-        has_conv = self.conversation_list.currentItem() is not None
+        has_conv = self._current_item() is not None
         self.rename_button.setEnabled(has_conv)
         self.delete_button.setEnabled(has_conv)
 
@@ -377,10 +390,10 @@ class MainWindow(QMainWindow):
         if self.first_start:
             lines.append(f"<p><i>{FIRST_START_HINT}</i></p>")
         lines.append(
-            "<p style='color:#7a7f87'>Enter sends · Shift+Enter new line · Esc stops · "
-            "Ctrl+N new chat</p>"
+            "<p class='muted'>Enter sends · Shift+Enter new line · Esc stops · "
+            "Ctrl+N new chat · Ctrl+W closes the source</p>"
         )
-        self.transcript.setHtml("".join(lines))
+        self.transcript.set_welcome("".join(lines))
 
     # == conversations =========================================================================
 
@@ -392,6 +405,17 @@ class MainWindow(QMainWindow):
         self.conversation_list.blockSignals(True)
         self.conversation_list.clear()
         current: QListWidgetItem | None = None
+        if not conversations:
+            # An empty list says why it is empty and what to do, instead of staying blank.
+            hint = (
+                f"No conversation matches “{query.strip()}”."
+                if query.strip()
+                else "No conversations yet: ask a question to start one."
+            )
+            placeholder = QListWidgetItem(hint)
+            placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
+            placeholder.setData(Qt.ItemDataRole.UserRole, None)
+            self.conversation_list.addItem(placeholder)
         for conv in conversations:
             item = QListWidgetItem(conv.title)
             item.setToolTip(conv.title)
@@ -408,8 +432,11 @@ class MainWindow(QMainWindow):
         """Ctrl+N: an empty transcript; the conversation is created with its first question."""
         self.conversation_id = None
         self.conversation_list.blockSignals(True)
+        # Not just the selection: the current item is what Rename and Delete act on.
+        self.conversation_list.setCurrentRow(-1)
         self.conversation_list.clearSelection()
         self.conversation_list.blockSignals(False)
+        self.close_source()
         if self._streaming_here():
             self.stop_generation()
         self.transcript.set_entries([])
@@ -418,6 +445,8 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def open_conversation(self, conversation_id: int) -> None:
+        if conversation_id != self.conversation_id:
+            self.close_source()  # the pane shows the current chat's source or nothing
         self.conversation_id = conversation_id
         entries = [
             Entry(m.role, m.content, m.answer) for m in self.history.messages(conversation_id)
@@ -453,8 +482,15 @@ class MainWindow(QMainWindow):
         if isinstance(cid, int) and cid != self.conversation_id:
             self.open_conversation(cid)
 
-    def _rename_clicked(self) -> None:
+    def _current_item(self) -> QListWidgetItem | None:
+        """The chosen conversation's item; None after Ctrl+N or on the "no matches" line."""
         item = self.conversation_list.currentItem()
+        if item is None or not isinstance(item.data(Qt.ItemDataRole.UserRole), int):
+            return None
+        return item
+
+    def _rename_clicked(self) -> None:
+        item = self._current_item()
         if item is None:
             return
         title, ok = QInputDialog.getText(self, "Rename conversation", "Title:", text=item.text())
@@ -462,7 +498,7 @@ class MainWindow(QMainWindow):
             self.rename_conversation(int(item.data(Qt.ItemDataRole.UserRole)), title)
 
     def _delete_clicked(self) -> None:
-        item = self.conversation_list.currentItem()
+        item = self._current_item()
         if item is None:
             return
         answer = QMessageBox.question(self, "Delete conversation", f"Delete “{item.text()}”?")
@@ -585,16 +621,41 @@ class MainWindow(QMainWindow):
 
     def show_citation(self, citation: Citation) -> None:
         was_hidden = not self.viewer.isVisible()
-        self.viewer.show()
         if was_hidden:
-            sizes = self.splitter.sizes()
-            total = sum(sizes)
-            side = min(sizes[0], 220)
-            viewer = max(360, (total - side) // 2)
-            self.splitter.setSizes([side, total - side - viewer, viewer])
+            with self.transcript.keeping_place():
+                sizes = self.splitter.sizes()
+                total = sum(sizes)
+                side = sizes[0]
+                viewer = self._viewer_width or max(360, (total - side) * 2 // 5)
+                viewer = min(viewer, max(200, total - side - 360))
+                sidebar = self.sidebar
+                panes = (self.sidebar, self.tabs, self.viewer)
+                needed = sum(w.minimumSizeHint().width() for w in panes)
+                needed += 2 * self.splitter.handleWidth()
+                if needed > self.splitter.width() and sidebar.isVisible():
+                    # No room for three panes: the conversation list steps aside (until the
+                    # source closes) rather than the window growing past the screen.
+                    sidebar.hide()
+                    self._sidebar_hidden = True
+                    side = 0
+                self.viewer.show()
+                self.splitter.setSizes([side, total - side - viewer, viewer])
         self.viewer.show_citation(citation, list(self.kb_folders))
-        # Passages start at the left margin: keep it in view rather than centring the highlight.
-        self.viewer.scroll_area.horizontalScrollBar().setValue(0)
+        self.viewer.scroll_to_highlight()
+
+    def close_source(self) -> None:
+        """Ctrl+W or the pane's close button: hide it; the chat gets its width back."""
+        if not self.viewer.isVisible():
+            self.viewer.clear()
+            return
+        with self.transcript.keeping_place():
+            self._viewer_width = self.splitter.sizes()[2]
+            self.viewer.hide()
+            self.viewer.clear()
+            if self._sidebar_hidden:
+                self._sidebar_hidden = False
+                self.sidebar.show()
+        self.transcript.setFocus()
 
     def open_document(self, path: Path) -> bool:
         """Open with the system's app, only for files inside the documents folders."""
@@ -954,12 +1015,12 @@ class MainWindow(QMainWindow):
         if self.conversation_id is None:
             self.show_notice("Nothing to export: ask a question first.")
             return None
-        text = self.history.export_markdown(self.conversation_id)
+        title = self.history.get(self.conversation_id).title
+        # From the transcript's answers: sources, pages and warnings exactly as the chat shows.
+        text = conversation_markdown(title, self.transcript.entries)
         if path is None:
-            title = self.history.get(self.conversation_id).title
-            safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in title).strip()
             chosen, _ = QFileDialog.getSaveFileName(
-                self, "Export conversation", f"{safe or 'conversation'}.md", "Markdown (*.md)"
+                self, "Export conversation", export_file_name(title), "Markdown (*.md)"
             )
             if not chosen:
                 return None
@@ -983,11 +1044,17 @@ class MainWindow(QMainWindow):
     def _on_sync_state(self, state: SyncState) -> None:
         self.sync_status.setText(describe_state(state, len(self.kb_folders)))
 
+    def _save_layout(self) -> None:
+        width = self.splitter.sizes()[2] if self.viewer.isVisible() else self._viewer_width
+        # QSettings reports write failures through status(), never by raising: closing goes on.
+        self.window_state.save(self, self.splitter, width)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._closed:
             event.accept()
             return
         self._closed = True
+        self._save_layout()
         self.sync.stop()  # first: no new batches start while the rest shuts down
         self._search_timer.stop()
         self.transcript.stop_rendering()
