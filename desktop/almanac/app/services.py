@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from almanac import _resources
 from almanac.core.embedding.embedding import (
     DEFAULT_EMBEDDER_BACKEND,
     EMBEDDER_BACKENDS,
@@ -65,7 +66,9 @@ class ModelChoice:
     name: str  # what the user sees: a file name, or the default model's name
     origin: str  # "explicit" (--model, Settings), "environment" ($ALMANAC_MODEL), "default"
     problem: str | None = None  # why the default model can't be used (then path is None)
-    verify: Callable[[], None] | None = None  # hashes the files; run it on the loading worker
+    # Hashes the files and returns the GGUF to load (the default model's faster runtime file, or
+    # ``path``); seconds of work, so it runs on the loading worker.
+    prepare: Callable[[], Path] | None = None
 
 
 def choose_model(explicit: Path | None = None, lora: Path | None = None) -> ModelChoice:
@@ -85,7 +88,13 @@ def choose_model(explicit: Path | None = None, lora: Path | None = None) -> Mode
         found = resolve_default_model()
     except DefaultModelError as exc:
         return ModelChoice(None, None, "", "default", problem=str(exc))
-    return ModelChoice(found.path, found.adapter, found.name, "default", verify=found.verify)
+
+    def prepare() -> Path:
+        from almanac.core.embedding.onnx_export import default_cache_root
+
+        return found.prepare(default_cache_root()).path
+
+    return ModelChoice(found.path, found.adapter, found.name, "default", prepare=prepare)
 
 
 def build_engine(
@@ -115,7 +124,7 @@ def build_engine(
 
 def sample_kb_folder() -> Path:
     """The bundled sample documents (resources/sample-kb in a source checkout)."""
-    return Path(__file__).resolve().parents[3] / "resources" / "sample-kb"
+    return _resources.sample_kb_dir()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from almanac import _resources
 from almanac.core.llm.base import ChatMessage
 
-_PROMPTS = Path(__file__).resolve().parents[4] / "resources" / "prompts"
 SOURCES_HEADER = "Sources:"
 NO_SOURCES = "Sources: (none)"
 
@@ -83,7 +83,7 @@ class Source:
 
 
 def default_system_prompt() -> str:
-    return (_PROMPTS / "system.txt").read_text(encoding="utf-8").strip()
+    return (_resources.prompts_dir() / "system.txt").read_text(encoding="utf-8").strip()
 
 
 def source_label(path: str, page: int | None, heading: str, root: str | None = None) -> str:

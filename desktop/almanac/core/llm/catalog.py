@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from almanac import _resources
 from almanac.core.llm.base import ModelError
 from almanac.core.llm.gguf_file import GgufInfo, inspect_gguf
 from almanac.core.system.hashing import sha256_file
 
-_REPO = Path(__file__).resolve().parents[4]
 MODELS_ENV = "ALMANAC_MODELS_DIR"
 USER_CATALOG_ENV = "ALMANAC_USER_CATALOG"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -70,13 +70,13 @@ class AddedModel:
 
 
 def default_catalog_path() -> Path:
-    return _REPO / "models" / "catalog.json"
+    return _resources.catalog_path()
 
 
 def default_models_dir() -> Path:
     """Where local GGUF files live: $ALMANAC_MODELS_DIR, else <repo>/models (git-ignores *.gguf)."""
     configured = os.environ.get(MODELS_ENV, "").strip()
-    return Path(configured).expanduser() if configured else _REPO / "models"
+    return Path(configured).expanduser() if configured else _resources.models_dir()
 
 
 def load_catalog(path: Path | None = None) -> list[CatalogEntry]:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from almanac import _resources
 from almanac.core.llm.base import ModelError
+from almanac.core.llm.runtime_file import RuntimeFile, RuntimeSpec, runtime_file
 from almanac.core.system.hashing import sha256_file
 
-_REPO = Path(__file__).resolve().parents[4]
 MANIFEST_NAME = "default-model.json"
 DEFAULT_MODEL_DIR_ENV = "ALMANAC_DEFAULT_MODEL_DIR"
 
@@ -39,6 +40,7 @@ class DefaultModel:
     adapter_sha256: str | None
     description: str
     quantization: str
+    runtime: RuntimeSpec | None = None  # the faster type the base is re-quantized to, if any
 
     def verify(self) -> None:
         """Hash both files against the manifest (about 0.3 s for the 98 MB base)."""
@@ -46,11 +48,21 @@ class DefaultModel:
         if self.adapter is not None and self.adapter_sha256:
             _check_hash(self.adapter, self.adapter_sha256, "adapter")
 
+    def prepare(self, cache_dir: Path) -> RuntimeFile:
+        """Verify both files, then the GGUF to load: the manifest's runtime file derived from the
+        base into ``cache_dir`` (once; see ``runtime_file``), or the base. Run on a worker."""
+        self.verify()
+        if self.runtime is None:
+            return RuntimeFile(
+                self.path, derived=False, reason="the manifest names no runtime file"
+            )
+        return runtime_file(self.path, self.base_sha256, self.runtime, cache_dir)
+
 
 def default_model_dir() -> Path:
     """$ALMANAC_DEFAULT_MODEL_DIR (a folder with a manifest), else <repo>/models/default."""
     configured = os.environ.get(DEFAULT_MODEL_DIR_ENV, "").strip()
-    return Path(configured).expanduser() if configured else _REPO / "models" / "default"
+    return Path(configured).expanduser() if configured else _resources.default_model_dir()
 
 
 def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -> DefaultModel:
@@ -63,6 +75,16 @@ def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -
         base_spec = manifest["base"]
         adapter_spec = manifest.get("adapter")
         name = str(manifest["name"])
+        runtime_spec = manifest.get("runtime")
+        runtime = (
+            RuntimeSpec(
+                quantization=str(runtime_spec["quantization"]),
+                sha256=str(runtime_spec["sha256"]),
+                size_bytes=runtime_spec.get("size_bytes"),
+            )
+            if runtime_spec
+            else None
+        )
     except FileNotFoundError as exc:
         raise DefaultModelError(
             f"the default model's manifest is missing: {manifest_path}"
@@ -90,6 +112,7 @@ def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -
         adapter_sha256=adapter_sha,
         description=str(manifest.get("description", "")),
         quantization=str(base_spec.get("quantization", "")),
+        runtime=runtime,
     )
     if verify:
         model.verify()
