@@ -28,7 +28,6 @@ from hostile_run import REPO
 
 from almanac.core.indexing.ingest import posix
 from almanac.core.indexing.sync import FolderSync
-from almanac.core.indexing.writer_lock import exclusive_writer
 from almanac.core.records import DocumentStatus
 from almanac.core.store.store import Store
 from almanac.core.system.discovery import walk
@@ -86,21 +85,65 @@ def test_watch_mirrors_a_hostile_folder(kb, docs: Path) -> None:
         assert sync.stop(timeout=10)
 
 
-def test_a_reconciliation_skipped_for_the_writer_lock_is_retried(kb, docs: Path) -> None:
+def test_a_reconciliation_waits_for_another_writer_process(kb, docs: Path) -> None:
     write_good(docs)
     errors: list[str] = []
     sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2, on_error=errors.append)
-    with exclusive_writer(kb.path):  # as if another process were writing
-        sync.start()
-        wait_for(lambda: bool(errors), "the skipped reconciliation to be reported")
+    holder = _hold_writer_lock(kb.path)  # another process writing
     try:
-        wait_for(lambda: mirrors(kb.store, docs), "the retried reconciliation")
+        sync.start()
+        wait_for(lambda: bool(errors), "the wait for the other process to be reported")
+        assert kb.store.documents() == {}
+    finally:
+        _release(holder)
+    try:
+        wait_for(lambda: mirrors(kb.store, docs), "the reconciliation after the wait")
         assert sync.wait_idle(DEADLINE)
-        assert "another Almanac process" in errors[0]
-        assert errors[-1] == ""  # and its recovery was announced
+        assert "another Almanac process" in errors[0] and "waiting" in errors[0]
+        assert errors[-1] == ""  # and its end was announced
         assert len([e for e in errors if e]) == 1  # reported once, not at every retry
     finally:
         assert sync.stop(timeout=10)
+
+
+def test_stop_ends_a_wait_for_another_writer_process(kb, docs: Path) -> None:
+    write_good(docs)
+    errors: list[str] = []
+    sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2, on_error=errors.append)
+    holder = _hold_writer_lock(kb.path)
+    try:
+        sync.start()
+        wait_for(lambda: bool(errors), "the wait for the other process to be reported")
+        assert sync.stop(timeout=10), "stop must not wait for the other process"
+    finally:
+        _release(holder)
+
+
+def _hold_writer_lock(kb_dir: Path) -> subprocess.Popen[str]:
+    """A child process holding the knowledge base's writer lock until released."""
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from almanac.core.indexing.writer_lock import exclusive_writer\n"
+        "with exclusive_writer(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(kb_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "desktop")),
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+    return child
+
+
+def _release(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None
+    child.stdin.write("done\n")
+    child.stdin.close()
+    child.wait(30)
 
 
 def test_sigterm_ends_watch_whatever_it_is_doing(docs: Path, tmp_path: Path) -> None:

@@ -187,8 +187,11 @@ def test_atomic_save_is_one_update_without_a_gap(kb, docs: Path, live: FolderSyn
             tmp = docs / "x.md.tmp"
             tmp.write_text(f"# Version\nversion {version} of the capybara guide.\n", "utf-8")
             os.replace(tmp, doc)
-            time.sleep(0.5)  # past the quiet period: every save is applied on its own
-        wait_for(lambda: "version 5" in doc_text(kb.store, doc), what="the last save")
+            # Each save applied on its own before the next one (not coalesced into one batch).
+            wait_for(
+                lambda v=version: f"version {v} " in doc_text(kb.store, doc),
+                what=f"save {version}",
+            )
     finally:
         sampling.set()
         sampler.join()
@@ -208,11 +211,15 @@ def test_ignored_files_never_indexed_nor_deleted(kb, docs: Path, live: FolderSyn
     assert set(kb.store.documents()) == {key(docs / "report.md")}
     for name in junk:
         (docs / name).unlink()
-    time.sleep(1.0)  # let any (wrong) delete happen
+    # A barrier made of events, not of time: the observer reports events in order, so once a
+    # file written after the deletions is indexed, every deletion event has been seen.
+    barrier = docs / "barrier.md"
+    barrier.write_text("Written after the deletions.\n", encoding="utf-8")
+    wait_for(lambda: key(barrier) in kb.store.documents(), what="the barrier file")
     assert live.wait_idle(WAIT)
-    assert set(kb.store.documents()) == {key(docs / "report.md")}
+    assert set(kb.store.documents()) == {key(docs / "report.md"), key(barrier)}
     assert live.stats.removed == 0
-    assert live.stats.files_submitted == 1
+    assert live.stats.files_submitted == 2  # report.md and the barrier: no junk, no delete
 
 
 def test_file_changing_while_indexed_ends_at_its_final_text(

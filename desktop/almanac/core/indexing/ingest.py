@@ -31,7 +31,9 @@ from almanac.core.documents import (
 from almanac.core.documents.files import too_large
 from almanac.core.embedding.embedding import Embedder, embedding_text
 from almanac.core.indexing.chunking import Chunker
-from almanac.core.indexing.writer_lock import exclusive_writer
+from almanac.core.indexing.exclusions import EXCLUSIONS_FILE, Exclusions
+from almanac.core.indexing.writer import IndexWriter, WaitCallback
+from almanac.core.indexing.writer_lock import WriteCancelled
 from almanac.core.records import (
     Chunk,
     DocumentInfo,
@@ -42,15 +44,24 @@ from almanac.core.records import (
 )
 from almanac.core.store.lexical import LEXICAL_VERSION
 from almanac.core.store.store import DocumentWrite, Store
-from almanac.core.system.discovery import OUTSIDE_FOLDERS, Confinement, Found, path_key, walk
+from almanac.core.system.discovery import (
+    OUTSIDE_FOLDERS,
+    Confinement,
+    Found,
+    key_path,
+    path_key,
+    walk,
+)
 
 ProgressCallback = Callable[[IngestProgress], None]
 
 _DONE = object()
+# Texts embedded between two looks at the cancel event.
+_EMBED_SLICE = 64
 
 
-class IngestCancelled(Exception):
-    pass
+# One exception for every cancelled write, whether it was stopped while queued or mid-ingest.
+IngestCancelled = WriteCancelled
 
 
 @dataclass(slots=True)
@@ -107,7 +118,12 @@ def posix(path: Path | str) -> str:
 
 
 class Ingestor:
-    """The single writer of a knowledge base. Not re-entrant: one ``ingest`` call at a time."""
+    """The ingestion pipeline of a knowledge base, and its one writer (``self.writer``).
+
+    ``ingest``, ``remove`` and ``apply_changes`` may be called from any thread: each is a job on
+    the writer's queue, so concurrent callers take turns and never see the cross-process lock of
+    their own process. They block until their job is done; a cancel event ends a queued job at
+    once and a running one early."""
 
     def __init__(
         self,
@@ -123,8 +139,11 @@ class Ingestor:
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
         self.embed_window = embed_window
-        self._lock = threading.Lock()
         self._fingerprint = self.pipeline_fingerprint()
+        # What the user removed but kept on disk stays out, whichever path finds it again.
+        self.exclusions = Exclusions(store.kb_dir / EXCLUSIONS_FILE)
+        # Only a crash between the chunk and document commits can leave orphans.
+        self.writer = IndexWriter(store.kb_dir, on_crash=store.sweep_orphans)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -137,27 +156,78 @@ class Ingestor:
         prune: bool = True,
         force: bool = False,
         roots: Sequence[Path] | None = None,
+        on_wait: WaitCallback | None = None,
     ) -> IngestReport:
         """Index files and folders. With ``prune``, documents that vanished from a given folder are
         removed. Unchanged files (same sha256) cost one hash and nothing else.
 
         Nothing outside ``roots`` is read, whatever a symbolic link points to; by default the
-        roots are the folders given, and the folder of each file given."""
-        if roots is None:
-            roots = [p if os.path.isdir(p) else Path(os.path.abspath(p)).parent for p in paths]
-        roots = [Path(os.path.abspath(r)) for r in roots]
-        with self._lock, exclusive_writer(self.store.kb_dir) as crashed:
-            if crashed:
-                # Only a crash between the chunk and document commits can leave orphans.
-                self.store.sweep_orphans()
-            return self._ingest(paths, progress, cancel or threading.Event(), prune, force, roots)
+        roots are the folders given, and the folder of each file given. ``on_wait(message)`` is
+        told when the write must wait for another process updating the knowledge base."""
+        found_roots = self._roots(paths, roots)
+        return self.writer.run(
+            "ingest",
+            lambda stop: self._ingest(paths, progress, stop, prune, force, found_roots),
+            cancel=cancel,
+            on_wait=on_wait,
+        )
 
-    def remove(self, paths: Sequence[Path]) -> int:
+    def remove(
+        self,
+        paths: Sequence[Path],
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> int:
         """Forget files, or every document under folders. Returns how many were removed."""
-        with self._lock, exclusive_writer(self.store.kb_dir):
-            removed = self.store.remove_under([posix(p) for p in paths])
+        keys = [posix(p) for p in paths]
+
+        def job(_stop: threading.Event) -> int:
+            removed = self.store.remove_under(keys)
             self.store.maybe_maintain()
             return removed
+
+        return self.writer.run("remove", job, cancel=cancel, on_wait=on_wait)
+
+    def apply_changes(
+        self,
+        files: Sequence[Path],
+        vanished: Sequence[str],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        roots: Sequence[Path] | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> tuple[IngestReport | None, int]:
+        """One live-sync batch as one write: index ``files`` (new and changed paths first, so a
+        renamed file's vectors, still stored under its old path, are reused), then forget every
+        document at or under the ``vanished`` paths that is still gone from the disk. Returns
+        the ingest's report (None without files) and how many documents were removed."""
+        found_roots = self._roots(files, roots) if files else []
+
+        def job(stop: threading.Event) -> tuple[IngestReport | None, int]:
+            report = None
+            if files:
+                report = self._ingest(files, progress, stop, False, False, found_roots)
+            removed = self._remove_vanished(vanished) if vanished else 0
+            return report, removed
+
+        return self.writer.run("sync batch", job, cancel=cancel, on_wait=on_wait)
+
+    def _remove_vanished(self, vanished: Sequence[str]) -> int:
+        docs = self.store.documents()  # read once, not once per path: a folder may hold 10,000
+        prefixes = tuple(v.rstrip("/") + "/" for v in vanished)
+        gone = set(vanished)
+        doomed = sorted(p for p in docs if p in gone or p.startswith(prefixes))
+        # Re-check the disk under the lock: a path that came back since is not a delete.
+        doomed = [p for p in doomed if not os.path.lexists(key_path(p))]
+        return self.store.remove_documents(doomed)
+
+    @staticmethod
+    def _roots(paths: Sequence[Path], roots: Sequence[Path] | None) -> list[Path]:
+        if roots is None:
+            roots = [p if os.path.isdir(p) else Path(os.path.abspath(p)).parent for p in paths]
+        return [Path(os.path.abspath(r)) for r in roots]
 
     def pipeline_fingerprint(self) -> str:
         cfg = self.chunker.config
@@ -230,14 +300,15 @@ class Ingestor:
         if errors:
             raise errors[0]
 
-        removed = 0
-        if not cancel_requested:
-            removed = self.store.remove_documents(sorted(vanished))
+        if cancel_requested:
+            # Maintenance can take seconds and whoever cancelled is waiting (closing the app):
+            # the next write session does it.
+            report_progress(tally.progress())
+            raise IngestCancelled("ingestion cancelled; everything indexed so far is kept")
+        removed = self.store.remove_documents(sorted(vanished))
         # The writer is idle now: index new rows, and compact after many small commits.
         self.store.maybe_maintain()
         report_progress(tally.progress())
-        if cancel_requested:
-            raise IngestCancelled("ingestion cancelled; everything indexed so far is kept")
         return IngestReport(
             added=tally.added,
             updated=tally.updated,
@@ -279,7 +350,9 @@ class Ingestor:
         # One file named twice (a folder and a file inside it) is still one document.
         unique: dict[str, Found] = {}
         for item in found:
-            unique.setdefault(posix(item.path), item)
+            key = posix(item.path)
+            if not self.exclusions.excludes(key):
+                unique.setdefault(key, item)
         return list(unique.values()), vanished
 
     def _read_stage(
@@ -416,10 +489,10 @@ class Ingestor:
             pending.append(item)
             pending_chunks += len(item.chunks)
             if pending_chunks >= self.embed_window:
-                self._flush(pending, failed, write_q, tally, report)
+                self._flush(pending, failed, write_q, tally, report, stopping)
                 pending, failed, pending_chunks = [], [], 0
         if not stopping():
-            self._flush(pending, failed, write_q, tally, report)
+            self._flush(pending, failed, write_q, tally, report, stopping)
 
     def _flush(
         self,
@@ -428,6 +501,7 @@ class Ingestor:
         write_q: queue.Queue[object],
         tally: _Tally,
         report: ProgressCallback,
+        stopping: Callable[[], bool],
     ) -> None:
         if not docs and not failed:
             return
@@ -439,10 +513,15 @@ class Ingestor:
         for chunk in all_chunks:
             if chunk.chunk_hash not in vectors:
                 todo.setdefault(chunk.chunk_hash, embedding_text(chunk.heading_path, chunk.text))
-        if todo:
-            order = list(todo)
-            embedded = self.embedder.embed([todo[h] for h in order])
-            vectors.update(zip(order, embedded, strict=True))
+        order = list(todo)
+        # In slices, looking at the stop flag between them: a window of 256 chunks takes seconds
+        # on a busy laptop, and closing the app must not wait for it. A window cut short is not
+        # written; the next run embeds it again.
+        for at in range(0, len(order), _EMBED_SLICE):
+            if stopping():
+                return
+            part = order[at : at + _EMBED_SLICE]
+            vectors.update(zip(part, self.embedder.embed([todo[h] for h in part]), strict=True))
         tally.timings["embed"] += time.perf_counter() - start
         tally.chunks_embedded += len(todo)
         tally.chunks_reused += reused

@@ -51,7 +51,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from almanac.core.indexing.ingest import IngestCancelled, Ingestor, posix
-from almanac.core.indexing.writer_lock import WriterBusyError, exclusive_writer
+from almanac.core.indexing.writer_lock import WriterBusyError
 from almanac.core.records import FileError, IngestProgress, IngestReport
 from almanac.core.system.discovery import Confinement, is_ignored_name, key_path, walk
 
@@ -339,6 +339,24 @@ class FolderSync:
             self._reconcile_due = 0.0
             self._wake()
 
+    def take_over(self, paths: Iterable[Path]) -> list[Path]:
+        """Index these paths as if their change events had arrived; returns the ones this sync
+        does not watch (the caller indexes those). For files written into a watched folder by
+        the app itself (a drop): their own events land on the same pending entry, so the file
+        is indexed once, after the quiet period, instead of once by the caller and again here."""
+        others: list[Path] = []
+        by_root: dict[Path, list[tuple[str, bool]]] = {}
+        for path in paths:
+            absolute = Path(os.path.abspath(path))
+            root = next((f for f in self.folders if f == absolute or f in absolute.parents), None)
+            if root is None or self._stop.is_set() or not self._watchable(root, posix(absolute)):
+                others.append(path)
+                continue
+            by_root.setdefault(root, []).append((str(absolute), absolute.is_dir()))
+        for root, entries in by_root.items():
+            self._record(root, entries, moved=False)
+        return others
+
     # -- the observer side (cheap, never blocks on indexing) -----------------------------------
 
     def _record(self, root: Path, paths: Iterable[tuple[str, bool]], *, moved: bool) -> None:
@@ -411,6 +429,7 @@ class FolderSync:
                 progress=self._progress,
                 cancel=self._cancel,
                 roots=self.folders,
+                on_wait=self._fail,
             )
         except IngestCancelled:
             pass  # stopping: the next start reconciles
@@ -500,22 +519,17 @@ class FolderSync:
                 files.append(p)
             else:
                 vanished.append(path)
-        report: IngestReport | None = None
-        removed = 0
         try:
-            if files:
-                # New and changed paths first: a renamed file's vectors are still in the store
-                # under its old path, so the ingest reuses them (no re-embedding) ...
-                report = self.ingestor.ingest(
-                    _unique(files),
-                    prune=False,
-                    progress=self._progress,
-                    cancel=self._cancel,
-                    roots=self.folders,
-                )
-            if vanished:
-                # ... and only then is the old path removed.
-                removed = self._remove(vanished)
+            # One write: the new and changed paths first (a renamed file's vectors are reused
+            # from its old path), then the vanished ones, re-checked on the disk under the lock.
+            report, removed = self.ingestor.apply_changes(
+                _unique(files),
+                vanished,
+                progress=self._progress,
+                cancel=self._cancel,
+                roots=self.folders,
+                on_wait=self._fail,
+            )
         except IngestCancelled:
             self._set_busy(False)  # stopping: the next start reconciles
             return
@@ -542,20 +556,6 @@ class FolderSync:
             report = IngestReport()
         self._account(report, removed, start, calls=1 if files else 0, files=len(files))
         self._set_busy(False)
-
-    def _remove(self, vanished: Sequence[str]) -> int:
-        """Forget every document at or under the vanished paths (a deleted folder included)."""
-        store = self.ingestor.store
-        with exclusive_writer(store.kb_dir) as crashed:
-            if crashed:
-                store.sweep_orphans()
-            docs = store.documents()  # read once, not once per path: a folder may hold 10,000
-            prefixes = tuple(v.rstrip("/") + "/" for v in vanished)
-            gone = set(vanished)
-            doomed = sorted(p for p in docs if p in gone or p.startswith(prefixes))
-            # Re-check the disk under the lock: a path that came back since is not a delete.
-            doomed = [p for p in doomed if not os.path.lexists(key_path(p))]
-            return store.remove_documents(doomed)
 
     def _requeue(self, batch: dict[str, _Pending], delay: float) -> None:
         when = time.monotonic() + delay
