@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from almanac.core.documents import CorruptDocumentError, ocr, read_document
+from almanac.core.documents import (
+    CorruptDocumentError,
+    image_reader,
+    ocr,
+    ocr_pending,
+    read_document,
+)
 from almanac.core.documents.pdf import ocr_page_of_file
 from ocrgen import cer, image_pdf, merge_pdfs, png_bytes, render_lines
 
@@ -35,8 +41,9 @@ def test_image_is_read_by_ocr_with_line_boxes(tmp_path: Path, private_ocr_cache:
     assert section.page == 1 and section.heading_path == (ocr.OCR_HEADING,)
     # The second line's span maps to the second line's box, in the lower part of the image.
     start = text.index("seconds")
-    page = ocr.recognize(Image.open(path))  # served from the cache now
     assert any(private_ocr_cache.rglob("*.json"))
+    _, page = image_reader.ocr_page_of_file(path.read_bytes(), 1, cached_only=True)
+    assert page is not None and page.text == text  # from the cache the read filled
     (box,) = page.boxes_for(start, start + 7)
     assert 0.4 < box.top < box.bottom < 0.8 and box.left < 0.1 < 0.25 < box.right
     (first,) = page.boxes_for(0, 5)
@@ -48,6 +55,7 @@ def test_mixed_pdf_reads_only_scanned_pages_by_ocr(tmp_path: Path):
     scanned = image_pdf([render_lines(LINES, width=1275, height=600)], dpi=150)
     path = tmp_path / "mixed.pdf"
     path.write_bytes(merge_pdfs([text_page, scanned]))
+    assert ocr_pending(path, path.read_bytes())
     doc = read_document(path)
     assert "warranty terms" in doc.pages[0]
     assert cer(doc.pages[1], "\n".join(LINES)) < 0.05
@@ -57,6 +65,7 @@ def test_mixed_pdf_reads_only_scanned_pages_by_ocr(tmp_path: Path):
     assert any("read by OCR: 2" in w for w in doc.warnings)
     # The viewer's way back to the boxes of a cited scanned page, and none for a text page.
     data = path.read_bytes()
+    assert not ocr_pending(path, data)  # every scanned page is in the cache now
     assert ocr_page_of_file(data, 1) is None
     found = ocr_page_of_file(data, 2)
     assert found is not None and found.text == doc.pages[1]

@@ -80,6 +80,7 @@ __all__ = [
     "UnsupportedFormatError",
     "is_supported",
     "kind_of",
+    "ocr_pending",
     "open_document_file",
     "parse_document",
     "read_document",
@@ -137,6 +138,21 @@ def parse_document(path: Path, data: bytes) -> ParsedDocument:
     if not any(section.text.strip() for section in document.sections):
         raise EmptyDocumentError(f"no text found in this {kind.upper()} file")
     return document
+
+
+def ocr_pending(path: Path, data: bytes) -> bool:
+    """Whether parsing these bytes would run OCR now (seconds a page): a scanned page or an image
+    frame the OCR cache doesn't hold yet. Cheap next to the OCR itself: no page is rendered."""
+    kind = kind_of(path)
+    if kind not in OCR_KINDS or not data:
+        return False
+    if kind == "pdf":
+        from almanac.core.documents import pdf
+
+        return pdf.ocr_pending(data)
+    from almanac.core.documents import image_reader
+
+    return image_reader.ocr_pending(data)
 
 
 def _reader_of(path: Path) -> tuple[str, Reader]:

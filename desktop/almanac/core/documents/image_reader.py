@@ -5,11 +5,12 @@ is marked as read by OCR.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
 from almanac.core.documents import ocr
-from almanac.core.documents.errors import CorruptDocumentError, ExpansionLimitError
+from almanac.core.documents.errors import CorruptDocumentError, DocumentError, ExpansionLimitError
 from almanac.core.records import ParsedDocument, Section
 
 # Decoded pixels are what an image inflates to; a 30 000 x 30 000 PNG is a few KB on disk and
@@ -20,6 +21,7 @@ MAX_FRAMES = 500
 
 def read(data: bytes, kind: str = "image") -> ParsedDocument:
     image = _open(data)
+    sha = hashlib.sha256(data).hexdigest()
     pages: list[str] = []
     sections: list[Section] = []
     frames = _frame_count(image)
@@ -28,7 +30,7 @@ def read(data: bytes, kind: str = "image") -> ParsedDocument:
             ocr.check_cancelled()
             ocr.report_progress(index, frames)
             image.seek(index)
-            text = ocr.recognize(_upright(image)).text
+            text = ocr.recognize(_upright(image), ocr.page_key(sha, index, "image")).text
             pages.append(text)
             if text.strip():
                 sections.append(Section(text, (ocr.OCR_HEADING,), index + 1, 0, len(text)))
@@ -93,7 +95,18 @@ def ocr_page_of_file(
         raise IndexError(f"the image has {_frame_count(image)} page(s)")
     image.seek(page_number - 1)
     frame = _upright(image)
-    return frame, ocr.recognize_cached(frame, cached_only=cached_only)
+    key = ocr.page_key(hashlib.sha256(data).hexdigest(), page_number - 1, "image")
+    return frame, ocr.load_cached(key) if cached_only else ocr.recognize(frame, key)
+
+
+def ocr_pending(data: bytes) -> bool:
+    """Whether reading this image would run OCR now (a frame not in the OCR cache)."""
+    try:
+        frames = _frame_count(_open(data))
+    except DocumentError:
+        return False  # the reader reports it
+    sha = hashlib.sha256(data).hexdigest()
+    return any(ocr.load_cached(ocr.page_key(sha, i, "image")) is None for i in range(frames))
 
 
 def frame_count_of_file(data: bytes) -> int:

@@ -199,36 +199,27 @@ class SpaceAwareDecoder:
         return results
 
 
-def recognize(image: Any) -> OcrPage:
-    """OCR one page image (a PIL image), cached by its pixels."""
-    page = recognize_cached(image, cached_only=False)
-    assert page is not None
-    return page
+def page_key(data_sha256: str, page_index: int, variant: str) -> str:
+    """The cache key of one page of one file's content: a file is recognised once, wherever it
+    lives and whatever it is called, and a lookup needs no rendering."""
+    raw = f"{ENGINE}|{variant}|{MAX_SIDE_PX}|{data_sha256}|{page_index}"
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def recognize_cached(image: Any, *, cached_only: bool) -> OcrPage | None:
-    """``recognize``; with ``cached_only``, None instead of running the models (the viewer must
-    not spend seconds of the GUI thread on a page the index has not read on this machine)."""
-    rgb = image.convert("RGB")
-    key = _image_key(rgb)
+def recognize(image: Any, key: str) -> OcrPage:
+    """OCR one page image (a PIL image); the result is cached under ``key``."""
     cached = load_cached(key)
-    if cached is not None or cached_only:
+    if cached is not None:
         return cached
     import numpy as np
 
+    rgb = image.convert("RGB")
     with _ENGINE_LOCK:  # the sessions are shared; one page at a time is all 2 cores can do
         engine = _get_engine()
         result, _ = engine(np.asarray(rgb))
     page = _layout(result or [], rgb.width, rgb.height)
     store_cached(key, page)
     return page
-
-
-def _image_key(rgb: Any) -> str:
-    digest = hashlib.sha256(ENGINE.encode())
-    digest.update(f"{rgb.width}x{rgb.height}".encode())
-    digest.update(rgb.tobytes())
-    return digest.hexdigest()
 
 
 def _layout(result: Sequence[Any], width: int, height: int) -> OcrPage:

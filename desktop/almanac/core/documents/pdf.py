@@ -8,6 +8,7 @@ highlight a cited span on the rendered page.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import threading
 import unicodedata
@@ -60,11 +61,11 @@ def read(data: bytes, kind: str = "pdf") -> ParsedDocument:
                 for i, text in enumerate(pages)
                 if needs_ocr(text) and i + 1 not in unreadable and _has_image(pdf, i)
             ]
+        sha = hashlib.sha256(data).hexdigest() if scanned else ""
         for done, index in enumerate(scanned):
             ocr.check_cancelled()
             ocr.report_progress(done, len(scanned))
-            found = ocr_page(pdf, index)
-            pages[index] = found.text if found is not None else ""
+            pages[index] = ocr_page(pdf, index, sha).text
         if scanned:
             ocr.report_progress(len(scanned), len(scanned))
     finally:
@@ -103,9 +104,13 @@ def _has_image(pdf: Any, index: int) -> bool:
         page.close()
 
 
-def ocr_page(pdf: Any, index: int, *, cached_only: bool = False) -> ocr.OcrPage | None:
+def ocr_page(pdf: Any, index: int, data_sha256: str) -> ocr.OcrPage:
     """OCR one page of an open document. pdfium is held only while the page renders: the models
     run outside the lock, so the viewer and other readers are not stalled for seconds."""
+    key = ocr.page_key(data_sha256, index, "pdf")
+    cached = ocr.load_cached(key)
+    if cached is not None:
+        return cached  # no rendering either
     with PDFIUM_LOCK:
         page = pdf[index]
         try:
@@ -115,7 +120,34 @@ def ocr_page(pdf: Any, index: int, *, cached_only: bool = False) -> ocr.OcrPage 
             image = page.render(scale=scale, grayscale=True).to_pil()
         finally:
             page.close()
-    return ocr.recognize_cached(image, cached_only=cached_only)
+    return ocr.recognize(image, key)
+
+
+def scanned_pages(data: bytes) -> list[int]:
+    """0-based indices of the pages ``read`` would OCR. Raises ``PdfiumError`` for a bad PDF."""
+    with PDFIUM_LOCK:
+        pdf = pdfium.PdfDocument(data)
+        try:
+            pages, unreadable = _page_texts(pdf, len(pdf))
+            return [
+                i
+                for i, text in enumerate(pages)
+                if needs_ocr(text) and i + 1 not in unreadable and _has_image(pdf, i)
+            ]
+        finally:
+            pdf.close()
+
+
+def ocr_pending(data: bytes) -> bool:
+    """Whether reading this PDF would run OCR now (a scanned page not in the OCR cache)."""
+    try:
+        scanned = scanned_pages(data)
+    except pdfium.PdfiumError:
+        return False  # the reader reports it
+    if not scanned:
+        return False
+    sha = hashlib.sha256(data).hexdigest()
+    return any(ocr.load_cached(ocr.page_key(sha, i, "pdf")) is None for i in scanned)
 
 
 def ocr_page_of_file(
@@ -134,7 +166,11 @@ def ocr_page_of_file(
             scanned = needs_ocr(text) and _has_image(pdf, page_number - 1)
         if not scanned:
             return None
-        return ocr_page(pdf, page_number - 1, cached_only=cached_only) or ocr.OcrPage("", ())
+        sha = hashlib.sha256(data).hexdigest()
+        if cached_only:
+            found = ocr.load_cached(ocr.page_key(sha, page_number - 1, "pdf"))
+            return found or ocr.OcrPage("", ())
+        return ocr_page(pdf, page_number - 1, sha)
     finally:
         with PDFIUM_LOCK:
             pdf.close()
