@@ -101,8 +101,9 @@ def test_waiting_for_another_process_says_so_and_can_be_cancelled(tmp_path: Path
             told.append(message)
             cancel.set()  # the user gives up as soon as they are told
 
-        with pytest.raises(WriteCancelled), exclusive_writer(
-            tmp_path, wait=None, cancel=cancel, on_wait=on_wait
+        with (
+            pytest.raises(WriteCancelled),
+            exclusive_writer(tmp_path, wait=None, cancel=cancel, on_wait=on_wait),
         ):
             pass
         assert len(told) == 1 and "another Almanac process is updating" in told[0]

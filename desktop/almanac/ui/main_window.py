@@ -811,6 +811,7 @@ class MainWindow(QMainWindow):
         )
         roots = list(self.kb_folders)
         ingestor = self.services.ingestor
+        sync = self.sync
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
             targets: list[Path] = []
@@ -825,6 +826,11 @@ class MainWindow(QMainWindow):
                 else:
                     shutil.copy2(path, dest)
                 targets.append(dest)
+            # What a running live sync watches is left to it: the copy's own change events would
+            # make it index those files again after this task.
+            targets = sync.take_over(targets)
+            if not targets:
+                return IngestReport()
             return ingestor.ingest(
                 targets,
                 progress=progress,
@@ -924,6 +930,10 @@ class MainWindow(QMainWindow):
 
     def _ingest_done(self, report: IngestReport) -> None:
         if self._closed:
+            return
+        if report == IngestReport():
+            # Everything went to live sync, whose progress shows in the sync status.
+            self.statusBar().showMessage("Added: live sync is indexing them", 5000)
             return
         parts = [f"{report.added} added", f"{report.updated} updated"]
         if report.removed:
@@ -1055,15 +1065,20 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._save_layout()
-        self.sync.stop()  # first: no new batches start while the rest shuts down
+        # Gone from the screen at once; what follows waits at most about 1.5 s in all. Work that
+        # outlives it (a file still being parsed) is abandoned: the app exits anyway (ui/app.py)
+        # and the next start reconciles, as after a crash.
+        self.hide()
+        self.sync.stop(timeout=0.0)  # first: no new batches start while the rest shuts down
+        self.services.ingestor.writer.cancel_all()
         self._search_timer.stop()
         self.transcript.stop_rendering()
         self.model_worker.stop()
         for handle in self._ingests:
             handle.cancel()
         self._disconnect_worker()
-        self.runner.shutdown()
-        self.model_worker.shutdown()
+        self.runner.shutdown(timeout_ms=500)
+        self.model_worker.shutdown(timeout_ms=1000)
         self.history.close()
         event.accept()
 
