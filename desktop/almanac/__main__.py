@@ -2,6 +2,6 @@
 
 import sys
 
-from almanac.cli import main
+from almanac.launcher import main
 
 sys.exit(main())

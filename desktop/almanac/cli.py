@@ -44,14 +44,22 @@ class CliError(Exception):
     """A failure to report as one line on stderr, exit code 1."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, open_window: Callable[[], int] | None = None
+) -> int:
+    """Run one command. ``open_window`` runs the bare command (the desktop window; given by
+    almanac.launcher, since the command line does not import the UI); without it the bare command
+    prints the usage."""
     # First, before any command imports a library that reads these at import time.
     enforce_offline_env()
     parser = _parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
-        return _no_command(args)
+        if open_window is None:
+            parser.print_usage(sys.stderr)
+            return EXIT_USAGE
+        return open_window()
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -82,13 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str) -> None:
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
     print(f"almanac: error: {first_line}", file=sys.stderr)
-
-
-def _no_command(args: argparse.Namespace) -> int:
-    # The bare command opens the desktop window.
-    from almanac.ui.app import run
-
-    return run()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -482,9 +483,9 @@ def _chosen_model(explicit: Path | None, lora: Path | None) -> tuple[Path | None
     if choice.problem is not None:
         print(f"almanac: {choice.problem}; answering with passages only", file=sys.stderr)
         return None, None
-    if choice.verify is not None:
+    if choice.prepare is not None:
         try:
-            choice.verify()
+            return choice.prepare(), choice.lora
         except DefaultModelError as exc:
             print(f"almanac: {exc}; answering with passages only", file=sys.stderr)
             return None, None

@@ -3,7 +3,7 @@
 import multiprocessing
 import sys
 
-from almanac.cli import main
+from almanac.launcher import main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # torch and tokenizers may start worker processes
