@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, Qt, QTimer, QUrl
+from PySide6.QtCore import QFile, QMimeData, QStandardPaths, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -61,9 +61,11 @@ from almanac.core.records import (
     AnswerMode,
     Citation,
     DocumentInfo,
+    DocumentStatus,
     IngestProgress,
     IngestReport,
 )
+from almanac.core.system.discovery import display_key, key_path, path_key
 from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.library_view import LibraryView
@@ -131,6 +133,10 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._model_failed = False
         self._viewer_width = 0  # the source pane's width when last closed
+        # Keys of dropped files copied into the documents folder and not yet indexed ("/" at
+        # the end: a folder). Filled by ingest tasks, read on the GUI thread.
+        self._fresh_copies: set[str] = set()
+        self._fresh_lock = threading.Lock()
         self._sidebar_hidden = False  # the list made room for the source pane
 
         self.setWindowTitle("Almanac")
@@ -261,6 +267,8 @@ class MainWindow(QMainWindow):
         self.library.refresh_requested.connect(self.refresh_library)
         self.library.reindex_requested.connect(lambda paths: self.reindex(paths))
         self.library.remove_requested.connect(lambda paths: self.remove_documents(paths))
+        self.library.delete_requested.connect(lambda paths: self.delete_documents(paths))
+        self.library.include_requested.connect(lambda keys: self.include_again(keys))
         self.library.open_requested.connect(lambda path: self.open_document(Path(path)))
 
         self.tabs = QTabWidget()
@@ -663,7 +671,13 @@ class MainWindow(QMainWindow):
         if checked is None or not checked.is_file():
             self.show_notice(f"Not opened: {path} is not a file in your documents folders.")
             return False
-        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(checked))))
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(checked))):
+            return True
+        # Said, not swallowed: with no program registered for the type nothing else would show.
+        self.show_notice(
+            f"No program on this computer could open {checked.name}. It is in {checked.parent}."
+        )
+        return False
 
     # == the model =============================================================================
 
@@ -811,6 +825,9 @@ class MainWindow(QMainWindow):
         )
         roots = list(self.kb_folders)
         ingestor = self.services.ingestor
+        fresh, fresh_lock = self._fresh_copies, self._fresh_lock
+        # Adding a file again is how an excluded document comes back.
+        ingestor.exclusions.discard(path_key(p) for p in paths)
         sync = self.sync
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
@@ -826,6 +843,8 @@ class MainWindow(QMainWindow):
                 else:
                     shutil.copy2(path, dest)
                 targets.append(dest)
+                with fresh_lock:
+                    fresh.add(path_key(dest) + ("/" if dest.is_dir() else ""))
             # What a running live sync watches is left to it: the copy's own change events would
             # make it index those files again after this task.
             targets = sync.take_over(targets)
@@ -868,8 +887,11 @@ class MainWindow(QMainWindow):
         return self._run_ingest(work, "Re-indexing")
 
     def remove_documents(self, paths: Sequence[str]) -> TaskHandle:
+        """Out of the index, kept on disk, and excluded (listed in the library) until included
+        again: otherwise the next start's reconciliation would index it again."""
         ingestor = self.services.ingestor
-        targets = [Path(p) for p in paths]
+        targets = [key_path(p) for p in paths]
+        ingestor.exclusions.add(paths)
 
         def work(_progress: ProgressFn, _cancel: threading.Event) -> int:
             return ingestor.remove(targets)
@@ -879,6 +901,111 @@ class MainWindow(QMainWindow):
             self.refresh_library()
 
         return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+
+    def delete_documents(self, paths: Sequence[str]) -> TaskHandle:
+        """The files to the trash (only files inside the documents folders), then out of the
+        index. A file the trash refuses stays, and the notice says so."""
+        ingestor = self.services.ingestor
+        roots = list(self.kb_folders)
+
+        def work(_progress: ProgressFn, _cancel: threading.Event) -> tuple[int, list[str]]:
+            gone: list[Path] = []
+            kept: list[str] = []
+            # Qt's trash needs the data folder to exist (a fresh account may not have it yet).
+            data = QStandardPaths.writableLocation(
+                QStandardPaths.StandardLocation.GenericDataLocation
+            )
+            with contextlib.suppress(OSError):
+                Path(data).mkdir(parents=True, exist_ok=True)
+            for key in paths:
+                path = key_path(key)
+                inside = is_inside(path, roots)
+                if inside is None or not (path.is_file() or path.is_symlink()):
+                    kept.append(f"{path.name} (not a file in your documents folders)")
+                elif QFile.moveToTrash(str(path)):
+                    gone.append(path)
+                else:
+                    kept.append(f"{path.name} (the trash refused it)")
+            return (ingestor.remove(gone) if gone else 0), kept
+
+        def done(result: tuple[int, list[str]]) -> None:
+            count, kept = result
+            self.statusBar().showMessage(f"Deleted {count} file(s)", 5000)
+            if kept:
+                self.show_notice("Not deleted: " + "; ".join(kept))
+            self.refresh_library()
+
+        return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+
+    def include_again(self, keys: Sequence[str]) -> TaskHandle:
+        """Excluded documents back into the index (those still on disk)."""
+        self.services.ingestor.exclusions.discard(keys)
+        ingestor = self.services.ingestor
+        targets = [key_path(k) for k in keys]
+        roots = list(self.kb_folders)
+
+        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
+            present = [t for t in targets if t.exists()]
+            if not present:
+                return IngestReport()
+            return ingestor.ingest(
+                present, progress=progress, cancel=cancel, prune=False, roots=roots
+            )
+
+        return self._run_ingest(work, "Including")
+
+    def confirm_keep_failed(self, names: Sequence[str]) -> bool:
+        """Dropped files that could not be indexed: keep the copies (listed with their error)?"""
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Files that could not be indexed")
+        box.setText(f"These dropped files could not be indexed: {listed}.")
+        box.setInformativeText(
+            "Remove the copies from your documents folder (your originals are not touched), or "
+            "keep them there, listed in the library with the reason?"
+        )
+        remove = box.addButton("Remove the copies", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep them", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(remove)
+        box.exec()
+        return box.clickedButton() is not remove
+
+    def _check_fresh_copies(self, documents: Sequence[DocumentInfo]) -> None:
+        """Copies of dropped files that failed to index (by this window's task or live sync):
+        the user chooses what happens to them instead of finding them later."""
+        with self._fresh_lock:
+            if not self._fresh_copies:
+                return
+            fresh = set(self._fresh_copies)
+
+        def is_fresh(key: str) -> bool:
+            return key in fresh or any(f.endswith("/") and key.startswith(f) for f in fresh)
+
+        failed = [d for d in documents if d.status is DocumentStatus.ERROR and is_fresh(d.path)]
+        settled = {d.path for d in documents if is_fresh(d.path)}
+        with self._fresh_lock:
+            self._fresh_copies -= {k for k in fresh if k in settled or k.endswith("/")}
+        if not failed or self._closed:
+            return
+        names = [Path(display_key(d.path)).name for d in failed]
+        if self.confirm_keep_failed(names):
+            self.show_notice(f"Kept, not indexed: {', '.join(names)} (see the library)")
+            return
+        ingestor = self.services.ingestor
+        keys = [d.path for d in failed]
+
+        def work(_progress: ProgressFn, _cancel: threading.Event) -> int:
+            for key in keys:
+                with contextlib.suppress(FileNotFoundError):
+                    key_path(key).unlink()  # our own copy: the original is where it was
+            return ingestor.remove([key_path(k) for k in keys])
+
+        def done(_count: int) -> None:
+            self.show_notice(f"Removed the copies that could not be indexed: {', '.join(names)}")
+            self.refresh_library()
+
+        self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
 
     def is_indexing(self) -> bool:
         return any(not h.done for h in self._ingests)
@@ -967,13 +1094,16 @@ class MainWindow(QMainWindow):
         if self._closed:
             return None
         store = self.services.store
+        exclusions = self.services.ingestor.exclusions
 
         def work(_progress: ProgressFn, _cancel: threading.Event) -> list[DocumentInfo]:
             return list(store.documents().values())
 
         def done(documents: list[DocumentInfo]) -> None:
             if not self._closed:
+                self.library.set_excluded(exclusions.keys())
                 self.library.set_documents(documents)
+                self._check_fresh_copies(documents)
 
         return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
 
