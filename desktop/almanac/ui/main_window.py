@@ -77,9 +77,11 @@ from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandl
 
 _MODEL_FIELDS = ("model_path", "gpu_layers", "threads", "context_size")
 NO_MODEL_TEXT = "No model: answers are the best passages."
+# True whenever it shows: the first start indexes the samples in the background, and the status
+# bar (not this text) says how far that has got.
 FIRST_START_HINT = (
-    "Sample documents are indexed: ask a question below, drop your own files on this window, "
-    "or add a model for written answers."
+    "Ask about the sample documents below (the status bar shows their indexing), drop your own "
+    "files on this window, or add a model for written answers."
 )
 
 

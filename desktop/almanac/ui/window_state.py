@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
-from PySide6.QtWidgets import QMainWindow, QSplitter
+from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
 
 __all__ = ["WindowState"]
 
@@ -18,6 +18,11 @@ class WindowState:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._qs = QSettings(str(path), QSettings.Format.IniFormat)
+
+    def restore_geometry(self, window: QWidget) -> None:
+        geometry = self._qs.value("geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            window.restoreGeometry(geometry)
 
     def restore(self, window: QMainWindow, splitter: QSplitter) -> int:
         """Geometry and splitter sizes as they were; returns the source pane's last width."""
