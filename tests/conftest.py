@@ -25,6 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_settings_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The command line reads the user's Settings too (system prompt, answer options, embedder):
+    # a developer's own settings must not change what the tests see. Tests that need settings
+    # point ALMANAC_CONFIG_DIR elsewhere themselves (monkeypatch restores this one).
+    os.environ.setdefault("ALMANAC_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()

@@ -44,9 +44,7 @@ class CliError(Exception):
     """A failure to report as one line on stderr, exit code 1."""
 
 
-def main(
-    argv: Sequence[str] | None = None, *, open_window: Callable[[], int] | None = None
-) -> int:
+def main(argv: Sequence[str] | None = None, *, open_window: Callable[[], int] | None = None) -> int:
     """Run one command. ``open_window`` runs the bare command (the desktop window; given by
     almanac.launcher, since the command line does not import the UI); without it the bare command
     prints the usage."""
@@ -156,18 +154,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also print a withheld answer (one its sources don't support), labelled",
     )
-    p.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
+    # Unset options take the user's Settings (the desktop app's), whose defaults are these.
+    p.add_argument("-k", type=int, help="number of sources (default: Settings, 5)")
     p.add_argument(
         "--max-tokens",
         type=int,
-        default=AnswerDefaults.max_tokens,
-        help=f"answer length cap (default {AnswerDefaults.max_tokens}; "
+        help=f"answer length cap (default: Settings, {AnswerDefaults.max_tokens}; "
         f"short factual questions get at most {AnswerDefaults.short})",
     )
-    p.add_argument("--temperature", type=float, default=0.2)
-    p.add_argument("--ctx", type=int, default=4096, help="context size in tokens")
-    p.add_argument("--gpu-layers", default="auto", help="auto, all, none or a number")
-    p.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    p.add_argument(
+        "--temperature", type=float, help="sampling temperature (default: Settings, 0.2)"
+    )
+    p.add_argument("--ctx", type=int, help="context size in tokens (default: Settings, 4096)")
+    p.add_argument("--gpu-layers", help="auto, all, none or a number (default: Settings, auto)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: Settings, physical cores)")
     p.add_argument(
         "--general",
         action="store_true",
@@ -347,6 +347,7 @@ class _ProgressPrinter:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from almanac.app.services import build_services
+    from almanac.core.answering.citations import citation_location
 
     if args.k < 1:
         print("almanac search: error: -k must be at least 1", file=sys.stderr)
@@ -394,10 +395,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"Nothing relevant found in your documents{best}.")
         return EXIT_OK
     for i, hit in enumerate(result.hits, 1):
-        where = _shown(hit.path) + (f", page {hit.page}" if hit.page is not None else "")
-        heading = f" - {_shown(hit.heading)}" if hit.heading else ""
+        where = _shown(citation_location(hit.path, hit.page, hit.heading, full_path=True))
         sim = f", similarity {hit.vector_score:.2f}" if hit.vector_score is not None else ""
-        print(f"{i}. {where}{heading}  [score {hit.score:.4f}{sim}]")
+        print(f"{i}. {where}  [score {hit.score:.4f}{sim}]")
         snippet = " ".join(hit.text.split())
         print(f"   {_shown(snippet[:300])}{'...' if len(snippet) > 300 else ''}")
     return EXIT_OK
@@ -415,36 +415,55 @@ def _result_json(result: SearchResult) -> dict[str, object]:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from almanac.app.services import build_engine, build_services, default_model
-    from almanac.core.answering.answer import AnswerConfig, AnswerService
+    from almanac.app.answering import (
+        AnswerOverrides,
+        EngineOverrides,
+        build_answer_service,
+        build_engine_from_settings,
+    )
+    from almanac.app.bootstrap import bootstrap
+    from almanac.app.services import build_services
     from almanac.core.store.store import read_meta
 
-    if args.k < 1 or args.max_tokens < 1 or args.ctx < 256:
+    boot = bootstrap()
+    settings = boot.settings
+    answers = AnswerOverrides(
+        sources=args.k,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        allow_general_knowledge=args.general,
+    )
+    engines = EngineOverrides(
+        n_ctx=args.ctx,
+        gpu_layers=args.gpu_layers,
+        threads=args.threads,
+        server_url=args.server,
+        server_model=args.server_model,
+    )
+    k = args.k if args.k is not None else settings.sources
+    max_tokens = args.max_tokens if args.max_tokens is not None else settings.max_tokens
+    ctx = args.ctx if args.ctx is not None else settings.context_size
+    if k < 1 or max_tokens < 1 or ctx < 256:
         print("almanac ask: error: -k and --max-tokens must be >= 1, --ctx >= 256", file=sys.stderr)
         return EXIT_USAGE
     if args.jsonl == bool(args.question):
         print("almanac ask: error: give a QUESTION or --jsonl (not both)", file=sys.stderr)
         return EXIT_USAGE
-    if args.lora is not None and (args.server or (args.model is None and default_model() is None)):
+    no_local_model = args.model is None and boot.environment.model is None
+    if args.lora is not None and (args.server or no_local_model):
         print("almanac ask: error: --lora needs a local --model", file=sys.stderr)
         return EXIT_USAGE
     kb = _kb(args)
     read_meta(kb)
     services = build_services(
-        kb, embedding_model=_embedding_model(args), embedder_backend=args.embedder
+        kb,
+        embedding_model=_embedding_model(args),
+        embedder_backend=args.embedder or settings.embedder_backend,
     )
     model, lora = None, None
     if not args.server:
         model, lora = _chosen_model(args.model, args.lora)
-    engine = build_engine(
-        model,
-        server_url=args.server,
-        server_model=args.server_model,
-        n_ctx=args.ctx,
-        gpu_layers=args.gpu_layers,
-        threads=args.threads,
-        lora=lora,
-    )
+    engine = build_engine_from_settings(model, settings, lora=lora, overrides=engines)
     try:
         if engine is not None and not (args.json or args.jsonl):
             info = engine.info
@@ -454,17 +473,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                 f"chat template: {info.chat_template}",
                 file=sys.stderr,
             )
-        service = AnswerService(
-            services.searcher,
-            services.embedder,
-            engine,
-            config=AnswerConfig(
-                sources=args.k,
-                max_tokens=args.max_tokens,
-                temperature=args.temperature,
-                allow_general_knowledge=args.general,
-            ),
-        )
+        service = build_answer_service(services, engine, settings, answers)
         if args.jsonl:
             return _ask_jsonl(service, sys.stdin)
         return _ask_one(service, args)
@@ -564,6 +573,8 @@ def _ask_jsonl(service: AnswerService, lines: TextIO) -> int:
 
 
 def _print_answer_footer(answer: Answer, *, show_unsupported: bool = False) -> None:
+    from almanac.core.answering.citations import citation_location
+
     print()
     if answer.stopped:
         print("[stopped]")
@@ -580,13 +591,11 @@ def _print_answer_footer(answer: Answer, *, show_unsupported: bool = False) -> N
     if answer.citations and answer.mode.value == "model":
         print("\nSources:")
         for c in answer.citations:
-            where = c.path + (f", page {c.page}" if c.page is not None else "")
-            print(f"  [{c.number}] {where}" + (f" - {c.heading}" if c.heading else ""))
+            print(f"  [{c.number}] {citation_location(c.path, c.page, c.heading, full_path=True)}")
     if answer.also_retrieved:
         print("Also retrieved:")
         for c in answer.also_retrieved:
-            where = c.path + (f", page {c.page}" if c.page is not None else "")
-            print(f"  [{c.number}] {where}")
+            print(f"  [{c.number}] {citation_location(c.path, c.page, full_path=True)}")
     for sentence in answer.unsupported_sentences:
         print(f"  (not supported by its sources) {sentence}")
     if answer.invalid_markers:
@@ -658,6 +667,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
 def _default_model_entry() -> dict[str, Any]:
     """Almanac's default model as a listing entry (``"default": true``), usable or not."""
+    from almanac.app.environment import read_environment
     from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 
     entry: dict[str, Any] = {
@@ -667,7 +677,7 @@ def _default_model_entry() -> dict[str, Any]:
         "problem": None,
     }
     try:
-        found = resolve_default_model()
+        found = resolve_default_model(read_environment().default_model_dir)
     except DefaultModelError as exc:
         entry["problem"] = str(exc)
         return entry

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from almanac.app.environment import NO_DEFAULT_MODEL_ENV
 from almanac.app.history import HistoryStore
-from almanac.app.services import NO_DEFAULT_MODEL_ENV, Services
+from almanac.app.services import Services
 from almanac.app.settings import Settings, SettingsStore
 from almanac.core.llm.default_model import DEFAULT_MODEL_DIR_ENV
 from almanac.core.system.hashing import sha256_file

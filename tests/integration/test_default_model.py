@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from almanac.app.services import NO_DEFAULT_MODEL_ENV, choose_model
+from almanac.app.environment import NO_DEFAULT_MODEL_ENV
+from almanac.app.services import choose_model
 from almanac.core.llm.default_model import (
     DEFAULT_MODEL_DIR_ENV,
     DefaultModelError,

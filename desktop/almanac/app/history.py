@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -24,13 +23,14 @@ from typing import Self
 
 from platformdirs import user_data_path
 
+from almanac.app.environment import read_environment
+from almanac.core.answering.citations import citation_location
 from almanac.core.records import Answer, AnswerMode, Citation
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 HISTORY_FILE = "history.sqlite3"
-DATA_DIR_ENV = "ALMANAC_DATA_DIR"
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
 ROLES = ("user", "assistant")
@@ -78,9 +78,9 @@ class StoredMessage:
 
 
 def default_history_path() -> Path:
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(override).expanduser() / HISTORY_FILE
+    override = read_environment().data_dir
+    if override is not None:
+        return override / HISTORY_FILE
     return user_data_path("Almanac", appauthor=False) / HISTORY_FILE
 
 
@@ -223,12 +223,9 @@ def auto_title(question: str) -> str:
 
 
 def _citation_line(c: Citation) -> str:
-    line = f"[{c.number}] {c.path}"
-    if c.page is not None:
-        line += f", page {c.page}"
-    if c.heading:
-        line += f" — {c.heading}"
-    return line
+    return f"[{c.number}] " + citation_location(
+        c.path, c.page, c.heading, full_path=True, dash=" — "
+    )
 
 
 class HistoryStore:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from almanac import _resources
+from almanac.app.environment import Environment, read_environment
 from almanac.core.embedding.embedding import (
     DEFAULT_EMBEDDER_BACKEND,
     EMBEDDER_BACKENDS,
@@ -22,39 +22,36 @@ from almanac.core.store.store import Store
 from almanac.core.system.offline import enforce_offline_env
 
 APP_NAME = "Almanac"
-# Set (1) where answers must come from passages only: the test suite, a sources-only deployment.
-NO_DEFAULT_MODEL_ENV = "ALMANAC_NO_DEFAULT_MODEL"
 
 
-def default_kb_dir() -> Path:
-    env = os.environ.get("ALMANAC_KB")
-    if env:
-        return Path(env)
+def default_kb_dir(env: Environment | None = None) -> Path:
+    """$ALMANAC_KB, else the user data folder's kb/."""
+    env = env or read_environment()
+    if env.kb_dir is not None:
+        return env.kb_dir
     import platformdirs
 
     return platformdirs.user_data_path(APP_NAME, appauthor=False) / "kb"
 
 
-def default_embedding_model() -> Path | None:
+def default_embedding_model(env: Environment | None = None) -> Path | None:
     """$ALMANAC_EMBEDDING_MODEL (a local sentence-transformers folder); None: the bundled one."""
-    env = os.environ.get("ALMANAC_EMBEDDING_MODEL")
-    return Path(env) if env else None
+    return (env or read_environment()).embedding_model
 
 
-def default_documents_folder() -> Path:
+def default_documents_folder(env: Environment | None = None) -> Path:
     """Where dropped documents go by default: $ALMANAC_DOCUMENTS_DIR, else ~/Documents/Almanac."""
-    env = os.environ.get("ALMANAC_DOCUMENTS_DIR")
-    if env:
-        return Path(env)
+    env = env or read_environment()
+    if env.documents_dir is not None:
+        return env.documents_dir
     import platformdirs
 
     return platformdirs.user_documents_path() / APP_NAME
 
 
-def default_model() -> Path | None:
+def default_model(env: Environment | None = None) -> Path | None:
     """$ALMANAC_MODEL (a GGUF file), else None."""
-    env = os.environ.get("ALMANAC_MODEL")
-    return Path(env) if env else None
+    return (env or read_environment()).model
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +68,23 @@ class ModelChoice:
     prepare: Callable[[], Path] | None = None
 
 
-def choose_model(explicit: Path | None = None, lora: Path | None = None) -> ModelChoice:
+def choose_model(
+    explicit: Path | None = None, lora: Path | None = None, env: Environment | None = None
+) -> ModelChoice:
     """One rule for the CLI and the app: the model the user named (``--model``, Settings), else
     $ALMANAC_MODEL, else Almanac's own default model (base + adapter), else sources-only with the
     reason. ``lora`` goes with a model the user named."""
     if explicit is not None:
         return ModelChoice(Path(explicit).expanduser(), lora, Path(explicit).name, "explicit")
-    env = default_model()
-    if env is not None:
-        return ModelChoice(env.expanduser(), lora, env.name, "environment")
-    if os.environ.get(NO_DEFAULT_MODEL_ENV, "").strip() in ("1", "true", "yes"):
+    env = env or read_environment()
+    if env.model is not None:
+        return ModelChoice(env.model, lora, env.model.name, "environment")
+    if env.no_default_model:
         return ModelChoice(None, None, "", "default")
     from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 
     try:
-        found = resolve_default_model()
+        found = resolve_default_model(env.default_model_dir)
     except DefaultModelError as exc:
         return ModelChoice(None, None, "", "default", problem=str(exc))
 
@@ -161,7 +160,13 @@ def build_services(
     chunking: ChunkingConfig | None = None,
     retrieval: RetrievalConfig | None = None,
 ) -> Services:
+    """The store, embedder, ingestor and searcher of the knowledge base in ``kb_dir``.
+    ``embedder_backend`` None: the one chosen in the user's Settings."""
     enforce_offline_env()
+    if embedder_backend is None:
+        from almanac.app.settings import SettingsStore, default_settings_path
+
+        embedder_backend = SettingsStore(default_settings_path()).load().embedder_backend
     embedder = build_embedder(embedding_model, embedder_backend)
     store = Store(kb_dir, dim=embedder.dim, embedder_name=embedder.name)
     chunker = Chunker(

@@ -20,12 +20,13 @@ from typing import Any
 
 from platformdirs import user_config_path
 
+from almanac.app.environment import read_environment
+from almanac.core.answering.answer import AnswerConfig
 from almanac.core.answering.prompting import default_system_prompt
 from almanac.core.embedding.embedding import DEFAULT_EMBEDDER_BACKEND, EMBEDDER_BACKENDS
 
 SETTINGS_VERSION = 1
 SETTINGS_FILE = "settings.json"
-CONFIG_DIR_ENV = "ALMANAC_CONFIG_DIR"
 
 THEMES = ("system", "light", "dark")
 GPU_LAYER_WORDS = ("auto", "all", "none")
@@ -37,6 +38,10 @@ MIN_SOURCES, MAX_SOURCES = 1, 50
 MIN_MAX_TOKENS, MAX_MAX_TOKENS = 16, 32768
 
 
+# The answer defaults are the answer service's own: one set for the window and the command line.
+_ANSWER = AnswerConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     version: int = SETTINGS_VERSION
@@ -44,8 +49,8 @@ class Settings:
     gpu_layers: str = "auto"  # "auto" | "all" | "none" | a number as text
     threads: int | None = None  # None: physical cores
     context_size: int = 4096
-    temperature: float = 0.2
-    sources: int = 5
+    temperature: float = _ANSWER.temperature
+    sources: int = _ANSWER.sources
     relevance_floor: float = 0.25
     documents_folders: tuple[str, ...] = ()
     copy_dropped_files: bool = True  # drops are copied into the first documents folder
@@ -53,7 +58,7 @@ class Settings:
     poll_folders: bool = False
     system_prompt: str | None = None  # None: resources/prompts/system.txt
     theme: str = "system"  # "system" | "light" | "dark"
-    max_tokens: int = 512
+    max_tokens: int = _ANSWER.max_tokens
     embedder_backend: str = DEFAULT_EMBEDDER_BACKEND  # "int8" (ONNX, quantized) | "fp32"
 
 
@@ -224,9 +229,9 @@ def _is_number(v: Any) -> bool:
 
 
 def default_settings_path() -> Path:
-    override = os.environ.get(CONFIG_DIR_ENV)
-    if override:
-        return Path(override).expanduser() / SETTINGS_FILE
+    override = read_environment().config_dir
+    if override is not None:
+        return override / SETTINGS_FILE
     return user_config_path("Almanac", appauthor=False) / SETTINGS_FILE
 
 

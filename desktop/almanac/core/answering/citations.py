@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 # [1], [2, 3], [1][2]; also the full-width brackets some models emit.
 MARKER_RE = re.compile(r"\s?[\[\uff3b](\d{1,3}(?:\s*,\s*\d{1,3})*)[\]\uff3d]")
@@ -58,3 +59,26 @@ def split_sentences(text: str) -> list[str]:
 
 def strip_markers(text: str) -> str:
     return MARKER_RE.sub("", text).strip()
+
+
+def citation_location(
+    path: str,
+    page: int | None,
+    heading: str = "",
+    *,
+    root: str | None = None,
+    full_path: bool = False,
+    dash: str = " - ",
+) -> str:
+    """Where a cited passage is, written one way for every front end: ``faq.md, page 3 - Heading``.
+
+    The file is shown by its name (relative to ``root`` when it lies inside it), or by its whole
+    path with ``full_path``; ``dash`` joins the heading (the window uses an em dash)."""
+    if full_path:
+        shown = path
+    elif root and path.startswith(root.rstrip("/") + "/"):
+        shown = path[len(root.rstrip("/")) + 1 :]
+    else:
+        shown = Path(path).name
+    label = shown + (f", page {page}" if page is not None else "")
+    return f"{label}{dash}{heading}" if heading else label

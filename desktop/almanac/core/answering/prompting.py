@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from almanac import _resources
+from almanac.core.answering.citations import citation_location
 from almanac.core.llm.base import ChatMessage
 
 SOURCES_HEADER = "Sources:"
@@ -87,13 +87,7 @@ def default_system_prompt() -> str:
 
 
 def source_label(path: str, page: int | None, heading: str, root: str | None = None) -> str:
-    shown = path
-    if root and path.startswith(root.rstrip("/") + "/"):
-        shown = path[len(root.rstrip("/")) + 1 :]
-    else:
-        shown = Path(path).name
-    label = shown + (f", page {page}" if page is not None else "")
-    return f"{label} - {heading}" if heading else label
+    return citation_location(path, page, heading, root=root)
 
 
 def render_sources(sources: Sequence[Source], neutralizer: Neutralizer | None = None) -> str:

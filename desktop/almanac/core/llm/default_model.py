@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +59,9 @@ class DefaultModel:
 
 
 def default_model_dir() -> Path:
-    """$ALMANAC_DEFAULT_MODEL_DIR (a folder with a manifest), else <repo>/models/default."""
-    configured = os.environ.get(DEFAULT_MODEL_DIR_ENV, "").strip()
-    return Path(configured).expanduser() if configured else _resources.default_model_dir()
+    """The default model shipped with the app (models/default). The application layer passes
+    $ALMANAC_DEFAULT_MODEL_DIR's folder instead when it is set (almanac.app.environment)."""
+    return _resources.default_model_dir()
 
 
 def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -> DefaultModel:
