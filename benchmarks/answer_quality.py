@@ -381,16 +381,17 @@ def markdown_table(results: Sequence[ModelResult]) -> str:
 
 
 def _ask_settings() -> dict[str, Any]:
-    """The settings ``almanac ask`` answers with, read from its own parser so they never drift."""
-    from almanac import cli
+    """The settings ``almanac ask`` answers with by default (the defaults of Settings, which its
+    unset options take), read from the app so they never drift."""
+    from almanac.app.settings import Settings
 
-    args = cli._parser().parse_args(["ask", "?"])
+    s = Settings()
     return {
-        "k": args.k,
-        "max_tokens": args.max_tokens,
-        "temperature": args.temperature,
-        "ctx": args.ctx,
-        "gpu_layers": args.gpu_layers,
+        "k": s.sources,
+        "max_tokens": s.max_tokens,
+        "temperature": s.temperature,
+        "ctx": s.context_size,
+        "gpu_layers": s.gpu_layers,
     }
 
 

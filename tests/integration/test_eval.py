@@ -565,7 +565,8 @@ def test_report_plots_never_load_a_gui_toolkit(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from almanac.core.evaluation import eval as ev, eval_report as er\n"
+        "from almanac.core.evaluation import eval as ev\n"
+        "from almanac.tooling import eval_report as er\n"
         "q = ev.QueryOutcome('a', 0.5, 2, False, (2,), 1, 3.0)\n"
         "r = ev.EvalReport('x', 1, (10,), 100, 0.25, {'ndcg@10': 0.5}, 3.0, 3.0, (q,))\n"
         f"er.write_report(Path({str(tmp_path / 'r')!r}), r)\n"
