@@ -2,10 +2,10 @@
 
     python packaging/screenshots.py OUTDIR [--model GGUF]
 
-States: first start over the sample KB, a sources-only answer (banner), the library, the settings
-dialog, and (with a model: --model, else the tiny test model when it has been built) an answered
-question with citations and the source viewer open on a PDF page. Everything happens in a temp
-folder (index, settings, history); nothing of the user's is read or written.
+States, at 1280x800 and 1920x1080: first start over the sample KB, answers with source cards, the
+source pane on a highlighted PDF page, the library, the settings dialog, the dark theme; and (with
+a model: --model, else the tiny test model when it has been built) a model's answer. Everything
+happens in a temp folder (index, settings, history); nothing of the user's is read or written.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = "How long is the password reset link valid?"
-SIZE = (1280, 800)
+SECOND_QUESTION = "Which network ports does LAN sync use?"
+SIZES = ((1280, 800), (1920, 1080))
 
 
 def _wait(until: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -45,6 +46,16 @@ def _settle(seconds: float = 0.3) -> None:
         time.sleep(0.02)
 
 
+DEFAULT = Path("<default model>")
+
+
+def _installed_default() -> Path | None:
+    """Almanac's own default model, when this install has it (chosen with no model_path)."""
+    from almanac.app.services import choose_model
+
+    return DEFAULT if choose_model(None).path is not None else None
+
+
 def _default_model() -> Path | None:
     cache = REPO / "build" / "test-models"
     found = sorted(cache.glob("tiny-chat-*.gguf")) if cache.is_dir() else []
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: Path = args.outdir
     out.mkdir(parents=True, exist_ok=True)
-    model: Path | None = args.model or _default_model()
+    model: Path | None = args.model or _installed_default() or _default_model()
 
     from PySide6.QtWidgets import QApplication
 
@@ -67,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from almanac.app.settings import Settings, SettingsStore
     from almanac.core.records import Answer
     from almanac.ui.main_window import MainWindow
+    from almanac.ui.settings_dialog import apply_theme
     from almanac.ui.workers import ModelWorker, TaskRunner
 
     app = QApplication(sys.argv[:1])
@@ -89,74 +101,97 @@ def main(argv: list[str] | None = None) -> int:
         services = build_services(root / "kb")
         store = SettingsStore(root / "settings.json")
         store.save(Settings(documents_folders=(str(sample),)))
+        # Indexed once: every size shows the same knowledge base.
+        services.ingestor.ingest([sample])
 
-        def window(first_start: bool) -> MainWindow:
+        def window(first_start: bool, size: tuple[int, int], tag: str) -> MainWindow:
+            # A history and layout file per window: each starts as a new user's would.
+            store_here = SettingsStore(root / tag / "settings.json")
+            store_here.path.parent.mkdir(parents=True, exist_ok=True)
+            store_here.save(store.load())
             w = MainWindow(
                 services,
-                store,
-                HistoryStore(root / "history.sqlite3"),
+                store_here,
+                HistoryStore(root / tag / "history.sqlite3"),
                 [sample],
                 TaskRunner(),
                 ModelWorker(),
                 first_start=first_start,
             )
-            w.resize(*SIZE)
+            w.resize(*size)
             w.show()
+            _wait(lambda: w.library.model.rowCount() > 0)
             return w
 
-        # 1. First start: the sample KB indexed, the hint shown, no model.
-        w = window(first_start=True)
-        w.index_folders()
-        _wait(lambda: not w.is_indexing())
-        _wait(lambda: w.library.model.rowCount() > 0)
-        grab(w, "01-first-start")
+        def shoot(size: tuple[int, int]) -> None:
+            suffix = f"{size[0]}x{size[1]}"
+            apply_theme("light")
 
-        # 2. Sources-only answer with the banner.
-        answers: list[Answer] = []
-        w.model_worker.answered.connect(answers.append)
-        w.ask(QUESTION)
-        _wait(lambda: bool(answers) and not w._generating)
-        grab(w, "02-sources-only")
+            # 1. First start: the sample KB indexed, the hint shown, no model.
+            w = window(True, size, f"first-{suffix}")
+            grab(w, f"01-first-start-{suffix}")
 
-        # 3. The library.
-        w.show_library()
-        _wait(lambda: w.library.model.rowCount() > 0)
-        grab(w, "03-library")
+            # 2. An answer (the best passages, no model): turns, chips, source cards.
+            answers: list[Answer] = []
+            w.model_worker.answered.connect(answers.append)
+            w.ask(QUESTION)
+            _wait(lambda: bool(answers) and not w._generating)
+            w.ask(SECOND_QUESTION)
+            _wait(lambda: len(answers) == 2 and not w._generating)
+            grab(w, f"02-answer-with-sources-{suffix}")
 
-        # 4. Settings.
-        dialog = w.settings_dialog()
-        dialog.resize(640, 720)
-        dialog.show()
-        grab(dialog, "04-settings")
-        dialog.close()
-        w.close()
+            # 3. The source pane on the last answer's first PDF passage, highlight in view.
+            cited = [c for c in answers[-1].citations if c.page is not None]
+            if cited:
+                w.show_citation(cited[0])
+            grab(w, f"03-source-pane-pdf-{suffix}")
 
-        # 5. A model's answer with citations, the viewer on a PDF page.
-        if model is not None and model.is_file():
+            # 4. Dark theme: the same window re-rendered.
+            apply_theme("dark")
+            grab(w, f"06-dark-theme-{suffix}")
+            apply_theme("light")
+
+            # 5. The library.
+            w.close_source()
+            w.show_library()
+            grab(w, f"04-library-{suffix}")
+
+            # 6. Settings.
+            dialog = w.settings_dialog()
+            dialog.resize(640, 720)
+            dialog.show()
+            grab(dialog, f"05-settings-{suffix}")
+            dialog.close()
+            w.close()
+
+        # The main states show passages (no model): the same pictures on every machine, in
+        # seconds. The model's answer is its own state below.
+        os.environ["ALMANAC_NO_DEFAULT_MODEL"] = "1"
+        for size in SIZES:
+            shoot(size)
+        os.environ.pop("ALMANAC_NO_DEFAULT_MODEL", None)
+
+        # 7. A model's answer with citations, 1280x800 only: --model, else Almanac's default
+        # model when it is installed, else the tiny test model.
+        if model is not None and (model == DEFAULT or model.is_file()):
             store.save(
                 Settings(
                     documents_folders=(str(sample),),
-                    model_path=str(model),
+                    model_path=None if model == DEFAULT else str(model),
                     temperature=0.0,
-                    max_tokens=120,
+                    max_tokens=160,
                 )
             )
-            w = window(first_start=False)
+            w = window(False, SIZES[0], "model")
             _wait(lambda: w.model_status.text().startswith("Model:"))
-            answers.clear()
+            answers = []
             w.model_worker.answered.connect(answers.append)
-            w.new_chat()
             w.ask(QUESTION)
             _wait(lambda: bool(answers) and not w._generating)
-            answer = answers[-1]
-            cited = [*answer.citations, *answer.also_retrieved]
-            pdf = next((c for c in cited if c.page is not None), cited[0] if cited else None)
-            if pdf is not None:
-                w.show_citation(pdf)
-            grab(w, "05-answer-with-source")
+            grab(w, "07-model-answer-1280x800")
             w.close()
         else:
-            print("no model: skipped the answered state (build it with make test-models)")
+            print("no model: skipped the model's answer (build it with make test-models)")
         services.searcher.close()
 
     for path in saved:

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 from almanac.core.answering.answer import NOT_FOUND_TEXT, PASSAGES_INTRO
 from almanac.core.records import Answer, AnswerMode, Citation
 from almanac.ui.chat_export import answer_markdown, conversation_markdown, export_file_name
-from almanac.ui.chat_view import Entry, Transcript, focus_snippet
+from almanac.ui.chat_view import SNIPPET_CHARS, Entry, Transcript, focus_snippet
 
 FILLER = "Northwind Sync keeps folders in step across devices on the same network. " * 4
 KEY = "Devices find each other on UDP port 47310 and transfer files over TCP port 47311."
@@ -35,11 +35,25 @@ def test_snippet_is_centred_on_the_sentence_that_matters() -> None:
     snippet = focus_snippet(PASSAGE, "LAN sync uses UDP port 47310 [1]. Which ports?")
     assert "47310" in snippet and "47311" in snippet
     assert snippet.startswith("\u2026") and snippet.endswith("\u2026")
-    assert len(snippet) <= 250
+    assert len(snippet) <= SNIPPET_CHARS + 4  # the ellipses
     # Nothing to match: the passage's beginning, cut at a word.
     plain = focus_snippet(PASSAGE, "")
     assert plain.startswith("Northwind") and "47310" not in plain
     assert focus_snippet("Short passage.", "anything") == "Short passage."
+
+
+def test_snippet_does_not_stop_before_the_fact_the_question_asks_for() -> None:
+    # The sample manual's LAN sync passage: its topic words (LAN, sync, network) are in every
+    # sentence; the ports sentence is what "which ports" asks for.
+    passage = (
+        "LAN sync downloads files directly from other computers of your team on the same local "
+        "network instead of from the internet. It is turned on by default and can be turned off "
+        "in Settings > Network > LAN sync. Computers find each other on UDP port 47310 and "
+        "transfer data over TCP port 47311. Allow both ports in your local firewall. 6.3 Proxies "
+        "and firewalls By default the client uses the proxy settings of the operating system."
+    )
+    snippet = focus_snippet(passage, "Which network ports does LAN sync use?")
+    assert "UDP port 47310 and transfer data over TCP port 47311." in snippet
 
 
 def test_answer_turn_has_chips_cards_and_an_escaped_preview(qtbot) -> None:

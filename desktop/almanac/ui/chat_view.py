@@ -45,7 +45,7 @@ __all__ = [
 
 _CITE_HREF = re.compile(r'href="cite:(\d+)"')
 _CITE_LINK = re.compile(r'<a href="cite:(\d+)/(\d+)">\[\d+\]</a>')
-SNIPPET_CHARS = 240
+SNIPPET_CHARS = 280
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 _WORD = re.compile(r"\w{3,}")
 # Words too common to say which sentence matters.
@@ -79,32 +79,60 @@ def where(c: Citation, root: str | None = None) -> str:
     return shown
 
 
+def _stem(word: str) -> str:
+    # Enough to match "ports" with "port" and "expires" with "expire"; not a real stemmer.
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
+    return {_stem(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP}
 
 
 def focus_snippet(text: str, focus: str, limit: int = SNIPPET_CHARS) -> str:
-    """About ``limit`` characters of ``text`` centred on its sentence that shares most words with
+    """About ``limit`` characters of ``text``: the run of whole sentences that matters most to
     ``focus`` (the answer sentences citing it, and the question), cut at word boundaries.
 
     A snippet that is simply the passage's first 240 characters stops right before the fact the
-    user wants ("…find each other on UDP …"); the sentence that matches is what they look for."""
+    user wants ("…find each other on UDP …"). Each sentence scores the focus words it holds,
+    weighted by how rare they are in the passage (the topic words of a passage are in every
+    sentence and say little), plus one for figures (ports, durations, limits)."""
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
+    sentences = [(m.start(), m.end(), _words(m.group())) for m in _SENTENCE.finditer(flat)]
     wanted = _words(focus)
-    best = (0, 0, 0)  # (score, start, end)
-    for m in _SENTENCE.finditer(flat):
-        score = len(_words(m.group()) & wanted)
-        if score > best[0]:
-            best = (score, m.start(), m.end())
+    if not sentences or not wanted:
+        return _cut(flat, 0, limit)
+    spread = {w: sum(1 for *_, ws in sentences if w in ws) for w in wanted}
+    scores = []
+    for start, end, ws in sentences:
+        score = sum(1.0 / spread[w] for w in ws & wanted)
+        if score and re.search(r"\d", flat[start:end]):
+            score += 1.0
+        scores.append(score)
+    best = (0.0, 0, 0)  # (score, first sentence, last sentence)
+    for a in range(len(sentences)):
+        total = 0.0
+        for b in range(a, len(sentences)):
+            if sentences[b][1] - sentences[a][0] > limit and b > a:
+                break
+            total += scores[b]
+            if total > best[0] + 1e-9:
+                best = (total, a, b)
     if best[0] == 0:
-        start = 0
-    else:
-        middle = (best[1] + best[2]) // 2
-        start = max(0, min(len(flat) - limit, middle - limit // 2))
-        if best[2] - best[1] >= limit:  # a long sentence: show its beginning
-            start = best[1]
+        return _cut(flat, 0, limit)
+    start = sentences[best[1]][0]
+    span_end = sentences[best[2]][1]
+    # Room left over goes before the run (context) but never past the passage's ends.
+    slack = max(0, limit - (span_end - start))
+    start = max(0, min(start - slack // 3, len(flat) - limit))
+    return _cut(flat, start, limit)
+
+
+def _cut(flat: str, start: int, limit: int) -> str:
     end = min(len(flat), start + limit)
     piece = flat[start:end]
     if start > 0:

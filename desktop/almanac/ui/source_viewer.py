@@ -178,7 +178,7 @@ class SourceViewer(QWidget):
         self.page_info.setObjectName("pageInfo")
         self.zoom_out_button = _tool("\u2212", "Zoom out (Ctrl+-)")
         self.zoom_in_button = _tool("+", "Zoom in (Ctrl++)")
-        self.fit_button = _tool("Fit", "Fit the page to the pane's width (Ctrl+0)")
+        self.fit_button = _tool("Fit width", "Fit the page to the pane's width (Ctrl+0)")
         self.zoom_info = QLabel()
         self.open_button = _tool("Open", "Open in the default app")
         self.open_button.setEnabled(False)
@@ -511,7 +511,8 @@ class SourceViewer(QWidget):
             self.page_info.setAccessibleName(f"Page {self._pdf.page} of {self._pdf.page_count}")
             self.prev_button.setEnabled(self._pdf.page > 1)
             self.next_button.setEnabled(self._pdf.page < self._pdf.page_count)
-            self.zoom_info.setText("Fit" if self.zoom == 1.0 else f"{round(self.zoom * 100)} %")
+            # Percent of the fitted width: 100 % is "fits the pane".
+            self.zoom_info.setText(f"{round(self.zoom * 100)} %")
             self.zoom_in_button.setEnabled(self.zoom < ZOOM_STEPS[-1])
             self.zoom_out_button.setEnabled(self.zoom > ZOOM_STEPS[0])
 
