@@ -330,8 +330,11 @@ def ensure_tiny_model(cache_dir: Path = DEFAULT_CACHE, cfg: TinyConfig | None = 
     target = cache_dir / f"tiny-chat-{tiny_model_key(cfg)}.gguf"
     if target.is_file():
         return target
-    with _workdir(cache_dir, "tiny") as work:
-        _build_tiny(cfg, work, target, cache_dir)
+    with _build_lock(cache_dir, target.name):
+        if target.is_file():  # another process built it while this one waited
+            return target
+        with _workdir(cache_dir, "tiny") as work:
+            _build_tiny(cfg, work, target, cache_dir)
     return target
 
 
@@ -343,9 +346,28 @@ def ensure_shaped_model(cache_dir: Path = DEFAULT_CACHE, shape: str = "qwen2.5-0
     target = cache_dir / f"shaped-{shape}-{_key(asdict(dims), shape)}.gguf"
     if target.is_file():
         return target
-    with _workdir(cache_dir, "shaped") as work:
-        _build_shaped(dims, work, target, cache_dir)
+    with _build_lock(cache_dir, target.name):
+        if target.is_file():
+            return target
+        with _workdir(cache_dir, "shaped") as work:
+            _build_shaped(dims, work, target, cache_dir)
     return target
+
+
+@contextmanager
+def _build_lock(cache_dir: Path, name: str) -> Iterator[None]:
+    # Test runs started together (pytest sessions, benchmarks) would each build the same model;
+    # on 2 cores, N parallel builds take N times as long for all of them. One builds, the rest
+    # wait for its file.
+    import fcntl
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{name}.lock", "wb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
