@@ -38,6 +38,7 @@ REPLY_PRIMER_TOKENS = 3
 _MAX_JSON_BYTES = 8 * 1024 * 1024
 _MAX_LINE_BYTES = 1024 * 1024
 _ERROR_BODY_BYTES = 64 * 1024
+_MAX_STOPS = 4  # OpenAI's limit; servers that follow it refuse more
 _ENDPOINT_ABSENT = frozenset({400, 404, 405, 422, 501})  # "no such API here", not "it broke"
 _STOP_POLL_S = 0.05
 
@@ -92,6 +93,55 @@ def _shutdown(conn: http.client.HTTPConnection) -> None:
         # OSError: already closed, nothing left to interrupt.
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def request_body(
+    messages: Sequence[ChatMessage], config: GenerationConfig, model: str | None
+) -> dict[str, Any]:
+    """The chat-completion request for ``config``: the same generation settings the local engine
+    applies, in the names OpenAI-style servers read."""
+    body: dict[str, Any] = {
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "stream": True,
+        "max_tokens": config.max_tokens,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+    }
+    if config.seed is not None:
+        body["seed"] = config.seed
+    if config.stop:
+        body["stop"] = list(config.stop[:_MAX_STOPS])
+    if config.repeat_penalty != 1.0:
+        # Not in OpenAI's schema, but what llama.cpp's server, llama-cpp-python's and LM Studio
+        # read; "frequency_penalty" is a different formula (it grows with the count), so it is
+        # not sent in its place.
+        body["repeat_penalty"] = config.repeat_penalty
+    if model is not None:
+        body["model"] = model
+    return body
+
+
+def cut_at_stops(pieces: Iterator[str], stops: Sequence[str]) -> Iterator[str]:
+    """``pieces`` up to (not including) the first stop text, also for a server that ignores
+    ``stop``; a stop text split across pieces is found, at the cost of holding back as many
+    characters as the longest stop text minus one."""
+    if not stops:
+        yield from pieces
+        return
+    hold = max(len(s) for s in stops) - 1
+    pending = ""
+    for piece in pieces:
+        pending += piece
+        cut = min((i for s in stops if (i := pending.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            if cut:
+                yield pending[:cut]
+            return
+        if len(pending) > hold:
+            ready, pending = pending[: len(pending) - hold], pending[len(pending) - hold :]
+            yield ready
+    if pending:
+        yield pending
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -217,18 +267,7 @@ class OpenAICompatibleEngine:
         self._check_open()
         if stop is not None and stop.is_set():
             return
-        payload: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "stream": True,
-            "max_tokens": config.max_tokens,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-        }
-        if config.seed is not None:
-            payload["seed"] = config.seed
-        model = self._resolved_model()
-        if model is not None:
-            payload["model"] = model
+        payload = request_body(messages, config, self._resolved_model())
         path = self._prefix + "/v1/chat/completions"
         conn, resp = self._send("POST", path, payload, accept="text/event-stream")
         self._active = conn
@@ -238,12 +277,12 @@ class OpenAICompatibleEngine:
                 raise self._http_error(resp.status, resp.read(_ERROR_BODY_BYTES), path)
             content_type = (resp.getheader("Content-Type") or "").lower()
             if "text/event-stream" in content_type:
-                yield from self._read_events(resp, stop)
+                yield from cut_at_stops(self._read_events(resp, stop), config.stop)
             elif "json" in content_type:
                 # Some servers ignore stream=true and send the whole answer at once.
                 piece, _ = self._parse_chunk(self._read_json(resp, path), whole=True)
                 if piece and not (stop is not None and stop.is_set()):
-                    yield piece
+                    yield from cut_at_stops(iter([piece]), config.stop)
             else:
                 raise ServerResponseError(
                     f"{self.url} answered {path} with {content_type or 'no content type'}, "
