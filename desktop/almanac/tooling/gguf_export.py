@@ -8,9 +8,7 @@ copied into this repository. Quantization goes through ``llama_cpp.llama_model_q
 
 from __future__ import annotations
 
-import ctypes
 import importlib.metadata
-import logging
 import os
 import subprocess
 import sys
@@ -206,36 +204,15 @@ def convert_hf_to_gguf(
 
 
 def quantize(src: Path, dst: Path, qtype: str = "Q4_K_M") -> Path:
-    """Quantize a GGUF (normally F16) to ``qtype`` with llama.cpp."""
-    import llama_cpp
+    """Quantize a GGUF (normally F16) to one of the export types with llama.cpp."""
+    from almanac.core.llm.quantize import QuantizeError, quantize_gguf
 
-    const_name = QTYPES.get(qtype.upper())
-    if const_name is None:
+    if qtype.upper() not in QTYPES:
         raise ExportError(f"unsupported quantization {qtype!r} (one of {', '.join(QTYPES)})")
-    if not src.is_file():
-        raise ExportError(f"no such GGUF file: {src}")
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, const_name)
-    params.nthread = os.cpu_count() or 1
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = dst.with_name(dst.name + ".partial")
-    # llama.cpp logs a line per tensor through llama-cpp-python's logger: keep errors only.
-    llama_log = logging.getLogger("llama-cpp-python")
-    level = llama_log.level
-    llama_log.setLevel(max(level, logging.ERROR))
     try:
-        rc = int(
-            llama_cpp.llama_model_quantize(
-                str(src).encode("utf-8"), str(partial).encode("utf-8"), ctypes.byref(params)
-            )
-        )
-    finally:
-        llama_log.setLevel(level)
-    if rc != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        raise ExportError(f"quantizing {src.name} to {qtype} failed (llama.cpp returned {rc})")
-    os.replace(partial, dst)
-    return dst
+        return quantize_gguf(src, dst, qtype)
+    except QuantizeError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def tensor_types(path: Path) -> dict[str, int]:
