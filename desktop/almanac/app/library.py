@@ -1,0 +1,161 @@
+"""The library use cases both front ends share: add documents (copied into the first documents
+folder under a name that never overwrites, or indexed where they are), re-index, remove. Every
+write goes through the Ingestor's one writer queue (core.indexing.writer); when one has changed the
+index, ``on_change`` hears what changed, so a front end refreshes on one notification instead of
+after each call site."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from almanac.core.documents import is_supported
+from almanac.core.indexing.ingest import Ingestor, ProgressCallback
+from almanac.core.records import IngestReport
+from almanac.core.system.discovery import key_path, path_key
+
+
+class TakesOver(Protocol):
+    """A live folder sync (core.indexing.sync.FolderSync): files written into a folder it watches
+    are left to it, so they are indexed once."""
+
+    def take_over(self, paths: Iterable[Path]) -> list[Path]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryChange:
+    """What one write changed: paths indexed (added or re-indexed) and index keys removed."""
+
+    indexed: tuple[Path, ...] = ()
+    removed: tuple[str, ...] = ()
+    report: IngestReport | None = field(default=None, compare=False)
+
+
+LibraryListener = Callable[[LibraryChange], None]
+
+
+def unique_destination(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name (2).ext``, ``name (3).ext``… when taken: never overwrite."""
+    candidate = folder / name
+    if not candidate.exists() and not candidate.is_symlink():
+        return candidate
+    stem, suffix = os.path.splitext(name)
+    n = 2
+    while True:
+        candidate = folder / f"{stem} ({n}){suffix}"
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+        n += 1
+
+
+def is_inside(path: Path, roots: Sequence[Path]) -> Path | None:
+    """The resolved ``path`` when it lies inside one of ``roots`` (both resolved), else None."""
+    try:
+        resolved = path.resolve(strict=False)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return None
+    for root in roots:
+        try:
+            base = root.resolve(strict=False)
+        except (OSError, RuntimeError):
+            continue
+        if resolved == base or resolved.is_relative_to(base):
+            return resolved
+    return None
+
+
+def _ignore_unsupported(folder: str, names: list[str]) -> set[str]:
+    return {
+        n for n in names if not os.path.isdir(os.path.join(folder, n)) and not is_supported(Path(n))
+    }
+
+
+class Library:
+    """The documents folders and the index over them. Methods block until their write is done
+    (front ends call them from a worker thread) and may be called from any thread."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        folders: Sequence[Path],
+        *,
+        copy_added: bool = True,
+        sync: TakesOver | None = None,
+        on_change: LibraryListener | None = None,
+    ) -> None:
+        self.ingestor = ingestor
+        self.folders = [Path(f) for f in folders]
+        self.copy_added = copy_added
+        self.sync = sync
+        self._listeners: list[LibraryListener] = [on_change] if on_change else []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: LibraryListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _changed(self, change: LibraryChange) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(change)
+
+    def add(
+        self,
+        paths: Sequence[Path],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        """Copy into the first documents folder (unless copying is off or the path already lies
+        in a documents folder), then index. Adding a document again brings back one that was
+        removed (excluded)."""
+        self.ingestor.exclusions.discard(path_key(p) for p in paths)
+        copy_to = self.folders[0] if self.copy_added and self.folders else None
+        targets: list[Path] = []
+        for path in paths:
+            if copy_to is None or is_inside(path, self.folders) is not None:
+                targets.append(path)
+                continue
+            copy_to.mkdir(parents=True, exist_ok=True)
+            dest = unique_destination(copy_to, path.name)
+            if path.is_dir():
+                shutil.copytree(path, dest, ignore=_ignore_unsupported)
+            else:
+                shutil.copy2(path, dest)
+            targets.append(dest)
+        # What a running live sync watches is left to it: the copy's own change events would
+        # make it index those files a second time.
+        mine = self.sync.take_over(targets) if self.sync is not None else targets
+        report = IngestReport()
+        if mine:
+            report = self.ingestor.ingest(mine, progress=progress, cancel=cancel, prune=False)
+        self._changed(LibraryChange(indexed=tuple(targets), report=report))
+        return report
+
+    def reindex(
+        self,
+        paths: Sequence[Path],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        present = [p for p in paths if p.exists()]
+        report = self.ingestor.ingest(
+            present, progress=progress, cancel=cancel, prune=False, force=True
+        )
+        self._changed(LibraryChange(indexed=tuple(present), report=report))
+        return report
+
+    def remove(self, keys: Sequence[str], *, cancel: threading.Event | None = None) -> int:
+        """Out of the index, kept on disk, and excluded until added again (otherwise the next
+        reconciliation with the folders would index it again). Returns how many were removed."""
+        self.ingestor.exclusions.add(keys)
+        removed = self.ingestor.remove([key_path(k) for k in keys], cancel=cancel)
+        self._changed(LibraryChange(removed=tuple(keys)))
+        return removed
