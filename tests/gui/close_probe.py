@@ -5,6 +5,7 @@ benchmarks/close_latency.py (the times).
 
     python close_probe.py reconcile PROFILE   # close during the first indexing of the documents
     python close_probe.py generation PROFILE MODEL   # close as the first answer token arrives
+                                                     # (MODEL: a GGUF, or "default")
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def mark(name: str) -> None:
 
 def main(argv: list[str]) -> int:
     scenario, profile = argv[0], Path(argv[1])
-    model = Path(argv[2]) if len(argv) > 2 else None
+    # A GGUF path, or "default" for Almanac's own default model (base + adapter).
+    model = Path(argv[2]) if len(argv) > 2 and argv[2] != "default" else None
     os.environ["ALMANAC_KB"] = str(profile / "kb")
     os.environ["ALMANAC_CONFIG_DIR"] = str(profile / "config")
     os.environ["ALMANAC_DATA_DIR"] = str(profile / "data")

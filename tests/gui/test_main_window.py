@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialog
 
 from almanac.app.history import HistoryStore
 from almanac.app.services import Services
@@ -339,9 +340,12 @@ def test_settings_round_trip_through_the_dialog(qtbot, make_window, env) -> None
     window = make_window()
     dialog = window.settings_dialog()
     qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
     dialog.sources.setValue(0)  # invalid: refused with the reason shown inline
     dialog.accept()
-    assert dialog.isVisible() is False or dialog.result() == 0
+    assert dialog.isVisible(), "an invalid value must keep the dialog open"
+    assert dialog.result() == QDialog.DialogCode.Rejected
     assert dialog.saved is None
     assert "Sources must be between" in dialog.errors.text()
     dialog.sources.setValue(7)
@@ -350,6 +354,7 @@ def test_settings_round_trip_through_the_dialog(qtbot, make_window, env) -> None
     dialog.system_prompt.setPlainText("Answer like a pirate. Cite [n].")
     dialog.accept()
     assert dialog.saved is not None
+    assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Accepted
     reloaded = SettingsStore(env.settings_path).load()
     assert (reloaded.sources, reloaded.temperature, reloaded.theme) == (7, 0.7, "dark")
     assert reloaded.system_prompt == "Answer like a pirate. Cite [n]."
@@ -418,7 +423,7 @@ def test_closing_during_generation_shuts_down_cleanly(qtbot, make_window, tiny_g
     window.close()
     assert not worker.is_running()
     assert runner.active_count() == 0
-    with pytest.raises(Exception):  # noqa: B017 - sqlite3.ProgrammingError: closed database
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
         window.history.list()
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from almanac.core.answering.answer import AnswerConfig, AnswerService
-from almanac.core.llm.base import ChatMessage, EngineInfo, GenerationConfig, ModelError
+from almanac.core.llm.base import EngineInfo, ModelError
 from almanac.core.records import Answer, AnswerMode
 from almanac.ui.workers import ModelWorker, TaskRunner, error_message
+from fakes import FakeEngine, FakeService
 
 GUI = threading.get_ident()  # pytest (and so Qt's GUI thread) runs tests on the main thread
 
@@ -181,75 +181,6 @@ def test_shutdown_cancels_and_waits_for_running_work(qtbot) -> None:
 # --- ModelWorker with a fake engine ------------------------------------------------------------
 
 
-class FakeEngine:
-    """Records the thread of every call: the engine must live on exactly one worker thread."""
-
-    def __init__(self, pieces: Sequence[str], delay: float = 0.0) -> None:
-        self.pieces = list(pieces)
-        self.delay = delay
-        self.threads: dict[str, set[int]] = {"init": {threading.get_ident()}}
-        self.closed = False
-
-    def _record(self, what: str) -> None:
-        self.threads.setdefault(what, set()).add(threading.get_ident())
-
-    @property
-    def info(self) -> EngineInfo:
-        return EngineInfo(backend="fake", model="fake.gguf", n_ctx=2048, chat_template="gguf")
-
-    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        self._record("count")
-        return 10
-
-    def stream_chat(
-        self,
-        messages: Sequence[ChatMessage],
-        config: GenerationConfig,
-        stop: threading.Event | None = None,
-    ) -> Iterator[str]:
-        self._record("stream")
-        for piece in self.pieces:
-            if stop is not None and stop.is_set():
-                return
-            if self.delay:
-                time.sleep(self.delay)
-            yield piece
-
-    def close(self) -> None:
-        self._record("close")
-        self.closed = True
-
-    def all_threads(self) -> set[int]:
-        return set().union(*self.threads.values())
-
-
-class FakeService:
-    """Stands in for AnswerService (no index needed): streams the engine's pieces."""
-
-    def __init__(self, engine: FakeEngine | None) -> None:
-        assert engine is not None
-        self.engine = engine
-
-    def answer(self, question, history=(), *, on_token=None, stop=None, filters=None) -> Answer:
-        pieces = []
-        for piece in self.engine.stream_chat(
-            [ChatMessage("user", question)], GenerationConfig(), stop
-        ):
-            pieces.append(piece)
-            if on_token:
-                on_token(piece)
-        return Answer(
-            question=question,
-            text="".join(pieces),
-            mode=AnswerMode.MODEL,
-            citations=(),
-            also_retrieved=(),
-            grounded=False,
-            stopped=stop is not None and stop.is_set(),
-            tokens_generated=len(pieces),
-        )
-
-
 def _load(qtbot, worker: ModelWorker, factory) -> object:
     with qtbot.waitSignal(worker.loaded, timeout=10000) as blocker:
         worker.load(factory)
@@ -383,6 +314,7 @@ def test_real_tiny_model_answers_through_the_worker(qtbot, worker, make_kb, embe
     # Streamed a sentence at a time (see AnswerService): the pieces add up to the answer shown.
     assert tokens and answer.tokens_generated >= len(tokens)
     assert "".join(tokens).strip() == answer.text.strip()
-    assert all(Path(c.path).parent == docs for c in answer.citations)
+    shown = answer.citations + answer.also_retrieved  # citations alone may be empty
+    assert shown and all(Path(c.path).parent == docs for c in shown)
     assert created_on and created_on[0] != GUI
     kb.searcher.close()

@@ -29,7 +29,8 @@ from almanac.core.llm.base import ChatMessage
 from almanac.core.records import AnswerMode
 from almanac.core.retrieval.retrieval import Searcher
 from almanac.core.store.store import Store
-from integration.test_answers import ScriptedEngine, _source_numbers
+from fakes import ScriptedEngine
+from integration.test_answers import _source_numbers
 
 PASSWORD_Q = "How do I reset my password?"
 LINK_Q = "How long is the password reset link valid?"

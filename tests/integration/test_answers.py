@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,47 +15,11 @@ import pytest
 from almanac.core.answering.answer import NO_MODEL_HINT, NOT_FOUND_TEXT, AnswerConfig, AnswerService
 from almanac.core.indexing.chunking import Chunker, ChunkingConfig
 from almanac.core.indexing.ingest import Ingestor
-from almanac.core.llm.base import ChatMessage, EngineInfo, GenerationConfig
+from almanac.core.llm.base import ChatMessage
 from almanac.core.records import AnswerMode
 from almanac.core.retrieval.retrieval import Searcher
 from almanac.core.store.store import Store
-
-
-class ScriptedEngine:
-    """Replies with a fixed text, one word per token up to max_tokens; records what it was asked.
-    ``stop_after``: sets the stop event itself after that many tokens (a user pressing Stop)."""
-
-    def __init__(self, reply: str, n_ctx: int = 4096, stop_after: int | None = None) -> None:
-        self.reply = reply
-        self.calls: list[list[ChatMessage]] = []
-        self.configs: list[GenerationConfig] = []
-        self.stop_after = stop_after
-        self._info = EngineInfo("scripted", "scripted", n_ctx, "none")
-
-    @property
-    def info(self) -> EngineInfo:
-        return self._info
-
-    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        return sum(len(m.content) // 4 + 4 for m in messages)
-
-    def stream_chat(
-        self,
-        messages: Sequence[ChatMessage],
-        config: GenerationConfig,
-        stop: threading.Event | None = None,
-    ) -> Iterator[str]:
-        self.calls.append(list(messages))
-        self.configs.append(config)
-        for i, word in enumerate(self.reply.split(" ")[: config.max_tokens]):
-            if stop is not None and stop.is_set():
-                return
-            yield word if i == 0 else " " + word
-            if self.stop_after is not None and i + 1 == self.stop_after and stop is not None:
-                stop.set()
-
-    def close(self) -> None:
-        pass
+from fakes import ScriptedEngine
 
 
 @pytest.fixture(scope="module")

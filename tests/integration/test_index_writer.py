@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from almanac.core.indexing.ingest import posix
 from almanac.core.indexing.writer_lock import WriteCancelled, WriterBusyError
+from almanac.core.store.store import Store
 
 from kbcheck import assert_consistent
 
@@ -116,3 +119,49 @@ def _capture(action) -> object:
         return action()
     except BaseException as exc:  # the test inspects it
         return exc
+
+
+def test_cli_remove_waits_for_another_writer_process(kb, tmp_path: Path) -> None:
+    """`almanac remove` while the app indexes: it says it waits, then removes (no failure)."""
+    folder = _folder(tmp_path, "zeta", 3)
+    kb.ingestor.ingest([folder])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(kb.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    remove = subprocess.Popen(
+        [sys.executable, "-m", "almanac", "remove", str(folder), "--kb", str(kb.path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert remove.stderr is not None
+        lines: list[str] = []
+        while not lines or "waiting" not in lines[-1]:
+            line = remove.stderr.readline()
+            assert line, f"almanac remove ended without waiting: {lines}"
+            lines.append(line)
+        assert "another Almanac process is updating" in lines[-1], lines
+        assert remove.poll() is None  # still waiting, not failed
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("done\n")
+        holder.stdin.close()
+        holder.wait(60)
+    out, err = remove.communicate(timeout=120)
+    assert remove.returncode == 0, err
+    assert "removed 3 documents" in out
+    assert Store.open_existing(kb.path).documents() == {}
+
+
+_HOLD_LOCK = (
+    "import sys; from pathlib import Path\n"
+    "from almanac.core.indexing.writer_lock import exclusive_writer\n"
+    "with exclusive_writer(Path(sys.argv[1])):\n"
+    "    print('locked', flush=True)\n"
+    "    sys.stdin.readline()\n"
+)

@@ -108,9 +108,8 @@ def test_orphans_from_a_crash_between_commits_are_swept(kb, tmp_path):
     (kb.path / "ingest.dirty").touch()
     (folder / "doc-001.md").unlink()
     kb.ingestor.ingest([folder])
-    assert all(
-        row["doc_path"] != victim for row in kb.store.all_chunk_rows(["doc_path"]).to_pylist()
-    )
+    rows = kb.store.all_chunk_rows(["doc_path"]).to_pylist()
+    assert rows and all(row["doc_path"] != victim for row in rows)
     assert_consistent(kb.store)
     assert not (kb.path / "ingest.dirty").exists()
 

@@ -24,7 +24,8 @@ from almanac.core.llm.base import (
     TruncatedModelError,
     UnsupportedModelError,
 )
-from almanac.core.llm.llama_engine import LlamaCppEngine
+from almanac.core.llm.gguf_file import inspect_gguf
+from almanac.core.llm.llama_engine import LlamaCppEngine, gpu_backend_name
 from almanac.core.records import AnswerMode
 from almanac.core.retrieval.retrieval import Searcher
 from almanac.core.store.store import Store
@@ -50,7 +51,7 @@ def sample_index(tmp_path_factory, embedder, sample_kb):
 
 def test_engine_reports_backend_and_uses_the_gguf_template(engine) -> None:
     info = engine.info
-    assert info.backend == "llama.cpp (CPU)"
+    assert info.backend == _expected_backend(info.gpu_layers)
     assert info.chat_template == "gguf"
     assert info.threads == physical_cores()
     assert info.n_ctx == 2048
@@ -168,18 +169,34 @@ def test_cli_ask_streams_and_cites(tiny_gguf, sample_index) -> None:
         "How do I reset my password?", "--kb", kb, "--model", str(tiny_gguf), "--temperature", "0"
     )
     assert run.returncode == 0, run.stderr
-    assert "llama.cpp (CPU)" in run.stderr and "chat template: gguf" in run.stderr
+    expected = _expected_backend(_layers_offloaded(tiny_gguf))
+    assert expected in run.stderr and "chat template: gguf" in run.stderr
     assert "Sources:" in run.stdout or "Also retrieved:" in run.stdout
     run = _ask("How do I reset my password?", "--kb", kb, "--model", str(tiny_gguf), "--json")
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
     assert answer["mode"] in ("model", "not-found")
-    assert all(
-        {"number", "path", "page", "start", "end", "heading", "text"} <= set(c)
-        for c in answer["citations"]
+    shown = answer["citations"] + answer["also_retrieved"]  # citations alone may be empty
+    assert shown and all(
+        {"number", "path", "page", "start", "end", "heading", "text"} <= set(c) for c in shown
     )
     run = _ask("How do I reset my password?", "--kb", kb, "--json")  # no model: sources-only
     assert json.loads(run.stdout)["mode"] == "sources-only"
+
+
+def _expected_backend(gpu_layers: int) -> str:
+    """What a CPU build reports, or a GPU build with every layer offloaded (the default)."""
+    gpu = gpu_backend_name()
+    if gpu is None:
+        assert gpu_layers == 0
+        return "llama.cpp (CPU)"
+    assert gpu_layers > 0
+    return f"llama.cpp ({gpu}, {gpu_layers}/{gpu_layers} layers on GPU)"
+
+
+def _layers_offloaded(model: Path) -> int:
+    """The layers a default ("auto") load puts on the GPU: all of them, or none on a CPU build."""
+    return (inspect_gguf(model).block_count or 0) if gpu_backend_name() is not None else 0
 
 
 def _bad_models(tmp_path: Path, tiny: Path) -> dict[str, tuple[Path, type[ModelError]]]:

@@ -18,15 +18,19 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 
-from almanac.core.answering.answer import AnswerService
 from almanac.core.documents.errors import DocumentError
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo, ModelError
+from almanac.core.records import Answer, SearchFilters
+
+if TYPE_CHECKING:
+    from almanac.core.answering.answer import AnswerService
 
 __all__ = [
+    "Answerer",
     "ModelWorker",
     "ProgressFn",
     "TaskCancelled",
@@ -245,7 +249,25 @@ class TaskRunner(QObject):
 
 # --- ModelWorker -------------------------------------------------------------------------------
 
-ServiceFactory = Callable[[Engine | None], AnswerService]
+
+class Answerer(Protocol):
+    """What the model thread needs of an answer service (``AnswerService`` is one)."""
+
+    def answer(
+        self,
+        question: str,
+        history: Sequence[ChatMessage] = (),
+        *,
+        on_token: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+        filters: SearchFilters | None = None,
+    ) -> Answer: ...
+
+
+ServiceFactory = Callable[[Engine | None], Answerer]
+
+if TYPE_CHECKING:
+    _real_service: type[Answerer] = AnswerService  # the real service fits the protocol
 EngineFactory = Callable[[], Engine | None]
 
 

@@ -43,11 +43,13 @@ FLASH_ATTENTION = False
 RECHECK_SECONDS = 0.5
 # The prompt is evaluated in slices sized to take about this long, with a look at the stop flag
 # between them: one llama_decode call can't be interrupted, and a whole prompt in one call took
-# 10 s on a busy 2-core laptop. Smaller slices cost no speed on CPU down to ~32 tokens (64: 246
-# tokens/s, 512: 182 on SmolLM2-135M + adapter, 2 busy cores; benchmarks/close_latency.py).
+# 10 s on a busy 2-core laptop, so Stop waited that long. Small slices cost no speed on CPU here
+# (SmolLM2-135M + adapter, 1,500 tokens, 2 shared cores: 32- and 64-token slices 200-246 tokens/s,
+# whole 512-token batches 62-182). The first slice is small (the speed is not known yet); the
+# next ones are sized from it. benchmarks/close_latency.py measures Stop.
 PREFILL_SECONDS = 0.1
-PREFILL_FIRST = 32
-PREFILL_MIN = 16
+PREFILL_FIRST = 16
+PREFILL_MIN = 8
 # Token attributes that make llama.cpp's tokenizer (special=True) match a token by its text.
 _SPECIAL_ATTRS = 1 << 3 | 1 << 0  # LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_UNKNOWN
 _USER_DEFINED = 1 << 4  # LLAMA_TOKEN_ATTR_USER_DEFINED
