@@ -96,3 +96,18 @@ def test_ocr_reports_progress_and_stops_when_cancelled(tmp_path: Path):
     with ocr.ocr_context(cancel, progress), pytest.raises(ocr.OcrCancelled):
         read_document(path)
     assert seen == [(0, 3), (1, 3)]  # stopped before the second page's OCR
+
+
+def test_page_scanned_sideways_is_read_and_boxes_map_back(tmp_path: Path):
+    path = tmp_path / "sideways.png"
+    upright = render_lines(LINES)
+    path.write_bytes(png_bytes(upright.rotate(90, expand=True)))  # text runs bottom to top
+    doc = read_document(path)
+    text = doc.pages[0]
+    assert cer(text, "\n".join(LINES)) < 0.05
+    _, page = image_reader.ocr_page_of_file(path.read_bytes(), 1, cached_only=True)
+    assert page is not None
+    (first,) = page.boxes_for(0, 5)
+    (second,) = page.boxes_for(text.index("seconds"), text.index("seconds") + 7)
+    # Turned counter-clockwise, the first line is the left column, read from the bottom up.
+    assert first.right <= second.left and first.bottom > 0.6 and first.right - first.left < 0.3

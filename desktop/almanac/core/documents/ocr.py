@@ -230,14 +230,26 @@ def _upright_page(rgb: Any) -> OcrPage:
     best_angle, best = 0, _read(rgb)
     if _score(best) >= _POOR_SCORE and _sideways(best) < _SIDEWAYS_SHARE:
         return _layout(best, rgb.width, rgb.height)
-    angles = (270, 90) if _sideways(best) >= _SIDEWAYS_SHARE else (180,)
+    if not best:  # nothing read at all: sideways lines are often not even detected
+        angles: tuple[int, ...] = (270, 90, 180)
+    elif _sideways(best) >= _SIDEWAYS_SHARE:
+        angles = (270, 90)
+    else:
+        angles = (180,)
+    first = best
+    if angles != (180,):
+        # Vertical lines may read well (tall crops are turned one by one), but their order
+        # would be columns: a turned page that reads at all is preferred.
+        best = []
     for angle in angles:
         check_cancelled()
         found = _read(rgb.rotate(angle, expand=True))
+        if _sideways(found) >= _SIDEWAYS_SHARE:
+            continue  # still turned a quarter: its lines would be read as columns
         if _score(found) * len(found) > _score(best) * len(best):
             best_angle, best = angle, found
     if best_angle == 0:
-        return _layout(best, rgb.width, rgb.height)
+        return _layout(best or first, rgb.width, rgb.height)
     turned = rgb.rotate(best_angle, expand=True)
     page = _layout(best, turned.width, turned.height)
     return OcrPage(page.text, tuple(_unrotate(box, best_angle) for box in page.boxes))
