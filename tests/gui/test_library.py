@@ -210,3 +210,24 @@ def test_columns_sort_the_filter_narrows_and_totals_count_each_status(qtbot) -> 
     assert view.proxy.rowCount() == 0 and "No document matches" in view.empty.text()
     view.filter_box.clear()
     assert view.proxy.rowCount() == 4 and view.empty.isHidden()
+
+
+def test_an_indexing_notice_goes_once_its_cause_is_fixed(qtbot, start, docs) -> None:
+    window = start()
+    broken = docs / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 not really a PDF")
+    window.index_folders()
+    qtbot.waitUntil(lambda: "could not be indexed" in window.notice.text(), timeout=60000)
+    assert "broken.pdf" in window.notice.text() and window.notice_close.isVisibleTo(window)
+    broken.unlink()  # the cause, fixed
+    window.index_folders()
+    qtbot.waitUntil(lambda: not window.is_indexing(), timeout=60000)
+    qtbot.waitUntil(lambda: window.notice.text() == "", timeout=20000)
+    assert not window.notice.isVisibleTo(window)
+
+    window.show_notice("Something else went wrong")  # no known cause: the user dismisses it
+    window.index_folders()
+    qtbot.waitUntil(lambda: not window.is_indexing(), timeout=60000)
+    assert window.notice.text() == "Something else went wrong"
+    window.notice_close.click()
+    assert not window.notice.isVisibleTo(window)

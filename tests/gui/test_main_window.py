@@ -16,6 +16,7 @@ from almanac.app.history import HistoryStore
 from almanac.app.services import Services
 from almanac.app.settings import Settings, SettingsStore
 from almanac.core.records import Answer, AnswerMode
+from almanac.ui.library_view import REMOVE_FROM_INDEX, LibraryView
 from almanac.ui.main_window import MainWindow, unique_destination
 from almanac.ui.workers import ModelWorker, TaskRunner
 
@@ -169,7 +170,9 @@ def test_unique_destination_counts_up(tmp_path) -> None:
     assert unique_destination(tmp_path, "b.md").name == "b.md"
 
 
-def test_library_reindex_and_remove(qtbot, make_window, env) -> None:
+def test_library_reindex_and_remove(qtbot, make_window, env, monkeypatch) -> None:
+    # Remove asks first (tests/gui/test_library.py); here the answer is "remove from index".
+    monkeypatch.setattr(LibraryView, "confirm_remove", lambda _self, _paths: REMOVE_FROM_INDEX)
     window = make_window()
     window.show_library()
     faq = (env.docs / "faq.md").as_posix()

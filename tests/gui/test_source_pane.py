@@ -276,3 +276,33 @@ def test_layout_is_restored_at_the_next_start(qtbot, make_window, docs) -> None:
     assert not again.viewer.isVisible()  # a source opens with a click, not by itself
     assert again.splitter.sizes()[0] == sidebar
     assert pane > 0 and again._viewer_width == pane
+
+
+def test_keyboard_walks_chats_and_panes(qtbot, make_window, docs) -> None:
+    window = make_window()
+    first = window.history.create().id
+    window.history.rename(first, "First")
+    second = window.history.create().id
+    window.history.rename(second, "Second")
+    window.refresh_conversations()
+    _activate(qtbot, window)
+    window.input.setFocus()
+    listed = [
+        window.conversation_list.item(i).data(Qt.ItemDataRole.UserRole)
+        for i in range(window.conversation_list.count())
+    ]
+    qtbot.keyClick(window.input, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    assert window.conversation_id == listed[0]
+    qtbot.keyClick(window.input, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    assert window.conversation_id == listed[1]
+    qtbot.keyClick(window.input, Qt.Key.Key_Up, Qt.KeyboardModifier.AltModifier)
+    assert window.conversation_id == listed[0]
+
+    window.show_citation(_pdf_citation(docs / PDF_NAME))
+    window.conversation_list.setFocus()
+    order = []
+    for _ in range(4):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)
+        focused = QApplication.focusWidget()
+        order.append("viewer" if window.viewer.isAncestorOf(focused) else focused.accessibleName())
+    assert order == ["Conversation", "Question", "viewer", "Conversations"]

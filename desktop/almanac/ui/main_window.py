@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QMimeData, QStandardPaths, Qt, QTimer, QUrl
+from PySide6.QtCore import QFile, QMimeData, QStandardPaths, Qt, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -28,19 +28,17 @@ from PySide6.QtGui import (
     QShortcut,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPushButton,
     QSplitter,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -68,6 +66,7 @@ from almanac.core.records import (
 from almanac.core.system.discovery import display_key, key_path, path_key
 from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
+from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_view import LibraryView
 from almanac.ui.settings_dialog import SettingsDialog, apply_theme, folder_paths
 from almanac.ui.source_viewer import SourceViewer, is_inside
@@ -164,36 +163,18 @@ class MainWindow(QMainWindow):
     # == layout ================================================================================
 
     def _build(self) -> None:
-        # -- left: conversations
-        self.search_box = QLineEdit()
-        self.search_box.setPlaceholderText("Search conversations")
-        self.search_box.setClearButtonEnabled(True)
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(150)
-        self._search_timer.timeout.connect(self.refresh_conversations)
-        self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
-        self.conversation_list = QListWidget()
-        self.conversation_list.setObjectName("conversations")
-        self.conversation_list.currentItemChanged.connect(self._on_conversation_selected)
-        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.conversation_list.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.new_button = QPushButton("New chat")
-        self.rename_button = QPushButton("Rename")
-        self.delete_button = QPushButton("Delete")
-        self.new_button.clicked.connect(self.new_chat)
-        self.rename_button.clicked.connect(self._rename_clicked)
-        self.delete_button.clicked.connect(self._delete_clicked)
-        side_buttons = QHBoxLayout()
-        for b in (self.new_button, self.rename_button, self.delete_button):
-            side_buttons.addWidget(b)
-        sidebar = self.sidebar = QWidget()
-        sidebar.setObjectName("sidebar")
-        side = QVBoxLayout(sidebar)
-        side.setContentsMargins(6, 6, 0, 6)
-        side.addWidget(self.search_box)
-        side.addWidget(self.conversation_list, 1)
-        side.addLayout(side_buttons)
+        # -- left: conversations (their own widget; the names below are its parts)
+        sidebar = self.sidebar = ConversationSidebar(self.history)
+        sidebar.selected.connect(self.open_conversation)
+        sidebar.new_requested.connect(self.new_chat)
+        sidebar.rename_requested.connect(self.rename_conversation)
+        sidebar.delete_requested.connect(self.delete_conversation)
+        self.search_box = sidebar.search_box
+        self._search_timer = sidebar.search_timer
+        self.conversation_list = sidebar.conversation_list
+        self.new_button = sidebar.new_button
+        self.rename_button = sidebar.rename_button
+        self.delete_button = sidebar.delete_button
 
         # -- centre: banner, transcript, actions, input
         self.banner = QFrame()
@@ -219,6 +200,20 @@ class MainWindow(QMainWindow):
             "#notice { background: #fde7e9; color: #6e0b12; border-radius: 4px; padding: 4px; }"
         )
         self.notice.hide()
+        self._notice_kind = ""
+        # A notice can always be dismissed; the ones with a known cause also go by themselves
+        # once that cause is gone (clear_notice).
+        self.notice_close = QToolButton()
+        self.notice_close.setText("\u2715")
+        self.notice_close.setAutoRaise(True)
+        self.notice_close.setToolTip("Dismiss")
+        self.notice_close.setAccessibleName("Dismiss the notice")
+        self.notice_close.clicked.connect(lambda: self.show_notice(""))
+        self.notice_close.hide()
+        notice_row = QHBoxLayout()
+        notice_row.setSpacing(2)
+        notice_row.addWidget(self.notice, 1)
+        notice_row.addWidget(self.notice_close, 0, Qt.AlignmentFlag.AlignTop)
 
         self.transcript = Transcript()
         self.transcript.citation_requested.connect(self.show_citation)
@@ -259,7 +254,7 @@ class MainWindow(QMainWindow):
         chat_layout = QVBoxLayout(chat)
         chat_layout.setContentsMargins(6, 6, 6, 6)
         chat_layout.addWidget(self.banner)
-        chat_layout.addWidget(self.notice)
+        chat_layout.addLayout(notice_row)
         chat_layout.addWidget(self.transcript, 1)
         chat_layout.addLayout(actions)
         chat_layout.addLayout(input_row)
@@ -306,6 +301,7 @@ class MainWindow(QMainWindow):
 
         self._build_menu()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_generation)
+        QShortcut(QKeySequence(Qt.Key.Key_F6), self, self.focus_next_pane)
         self._update_buttons()
         self._show_welcome()
         self.input.setFocus()
@@ -357,9 +353,16 @@ class MainWindow(QMainWindow):
 
     # == notices and status ====================================================================
 
-    def show_notice(self, text: str) -> None:
+    def show_notice(self, text: str, kind: str = "") -> None:
+        """``kind`` names the cause ("ingest", "model") so that fixing it clears the notice."""
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
+        self.notice_close.setVisible(bool(text))
+        self._notice_kind = kind if text else ""
+
+    def clear_notice(self, kind: str) -> None:
+        if self._notice_kind == kind:
+            self.show_notice("")
 
     def _model_choice(self) -> ModelChoice:
         chosen = self.settings.model_path
@@ -369,7 +372,9 @@ class MainWindow(QMainWindow):
         choice = self._model_choice()
         if choice.path is None:
             if choice.problem:
-                self.show_notice(f"Almanac's default model can't be used: {choice.problem}.")
+                self.show_notice(
+                    f"Almanac's default model can't be used: {choice.problem}.", "model"
+                )
             hint = FIRST_START_HINT if self.first_start else "Add a GGUF model for written answers."
             self.banner_label.setText(f"{NO_MODEL_TEXT} {hint}")
             self.banner.show()
@@ -386,9 +391,7 @@ class MainWindow(QMainWindow):
             not self._generating and self.conversation_id is not None and has_answer
         )
         self.export_button.setEnabled(self.conversation_id is not None)
-        has_conv = self._current_item() is not None
-        self.rename_button.setEnabled(has_conv)
-        self.delete_button.setEnabled(has_conv)
+        self.sidebar.update_buttons()
 
     def _show_welcome(self) -> None:
         if self.transcript.entries or self.transcript.streaming_text() is not None:
@@ -410,42 +413,14 @@ class MainWindow(QMainWindow):
     def refresh_conversations(self) -> None:
         if self._closed:
             return
-        query = self.search_box.text()
-        conversations = self.history.list(query)
-        self.conversation_list.blockSignals(True)
-        self.conversation_list.clear()
-        current: QListWidgetItem | None = None
-        if not conversations:
-            # An empty list says why it is empty and what to do, instead of staying blank.
-            hint = (
-                f"No conversation matches “{query.strip()}”."
-                if query.strip()
-                else "No conversations yet: ask a question to start one."
-            )
-            placeholder = QListWidgetItem(hint)
-            placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
-            placeholder.setData(Qt.ItemDataRole.UserRole, None)
-            self.conversation_list.addItem(placeholder)
-        for conv in conversations:
-            item = QListWidgetItem(conv.title)
-            item.setToolTip(conv.title)
-            item.setData(Qt.ItemDataRole.UserRole, conv.id)
-            self.conversation_list.addItem(item)
-            if conv.id == self.conversation_id:
-                current = item
-        if current is not None:
-            self.conversation_list.setCurrentItem(current)
-        self.conversation_list.blockSignals(False)
+        self.sidebar.current_id = self.conversation_id
+        self.sidebar.refresh()
         self._update_buttons()
 
     def new_chat(self) -> None:
         """Ctrl+N: an empty transcript; the conversation is created with its first question."""
         self.conversation_id = None
-        self.conversation_list.blockSignals(True)
-        # Not just the selection: the current item is what Rename and Delete act on.
-        self.conversation_list.setCurrentRow(-1)
-        self.conversation_list.clearSelection()
-        self.conversation_list.blockSignals(False)
+        self.sidebar.clear_current()
         self.close_source()
         if self._streaming_here():
             self.stop_generation()
@@ -458,6 +433,7 @@ class MainWindow(QMainWindow):
         if conversation_id != self.conversation_id:
             self.close_source()  # the pane shows the current chat's source or nothing
         self.conversation_id = conversation_id
+        self.sidebar.current_id = conversation_id
         entries = [
             Entry(m.role, m.content, m.answer) for m in self.history.messages(conversation_id)
         ]
@@ -482,38 +458,6 @@ class MainWindow(QMainWindow):
         if self.conversation_id == conversation_id:
             self.new_chat()
         self.refresh_conversations()
-
-    def _on_conversation_selected(
-        self, current: QListWidgetItem | None, _previous: QListWidgetItem | None
-    ) -> None:
-        if current is None:
-            return
-        cid = current.data(Qt.ItemDataRole.UserRole)
-        if isinstance(cid, int) and cid != self.conversation_id:
-            self.open_conversation(cid)
-
-    def _current_item(self) -> QListWidgetItem | None:
-        """The chosen conversation's item; None after Ctrl+N or on the "no matches" line."""
-        item = self.conversation_list.currentItem()
-        if item is None or not isinstance(item.data(Qt.ItemDataRole.UserRole), int):
-            return None
-        return item
-
-    def _rename_clicked(self) -> None:
-        item = self._current_item()
-        if item is None:
-            return
-        title, ok = QInputDialog.getText(self, "Rename conversation", "Title:", text=item.text())
-        if ok:
-            self.rename_conversation(int(item.data(Qt.ItemDataRole.UserRole)), title)
-
-    def _delete_clicked(self) -> None:
-        item = self._current_item()
-        if item is None:
-            return
-        answer = QMessageBox.question(self, "Delete conversation", f"Delete “{item.text()}”?")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.delete_conversation(int(item.data(Qt.ItemDataRole.UserRole)))
 
     # == asking ================================================================================
 
@@ -653,6 +597,19 @@ class MainWindow(QMainWindow):
         self.viewer.show_citation(citation, list(self.kb_folders))
         self.viewer.scroll_to_highlight()
 
+    def focus_next_pane(self) -> None:
+        """F6: chats, conversation, question, source (when open), round again; Tab moves within."""
+        panes: list[QWidget] = [self.conversation_list, self.transcript, self.input]
+        if self.viewer.isVisible():
+            panes.append(self.viewer.stack.currentWidget() or self.viewer)
+        focused = QApplication.focusWidget()
+        here = -1
+        if focused is not None:
+            here = next(
+                (i for i, p in enumerate(panes) if focused is p or p.isAncestorOf(focused)), -1
+            )
+        panes[(here + 1) % len(panes)].setFocus(Qt.FocusReason.TabFocusReason)
+
     def close_source(self) -> None:
         """Ctrl+W or the pane's close button: hide it; the chat gets its width back."""
         if not self.viewer.isVisible():
@@ -709,6 +666,7 @@ class MainWindow(QMainWindow):
             self._model_failed = False
             self.model_status.setText(f"Model: {info.model} · {info.backend}")
             self.banner.hide()
+            self.clear_notice("model")
         else:
             self._update_banner()
 
@@ -1076,14 +1034,16 @@ class MainWindow(QMainWindow):
         if report.failed:
             listed = "; ".join(f"{Path(f.path).name}: {f.message}" for f in report.failed[:5])
             more = f" (+{len(report.failed) - 5} more)" if len(report.failed) > 5 else ""
-            self.show_notice(f"Some files could not be indexed: {listed}{more}")
+            self.show_notice(f"Some files could not be indexed: {listed}{more}", "ingest")
+        else:
+            self.clear_notice("ingest")  # an earlier failure's notice is no longer true
         self.refresh_library()
 
     def _ingest_failed(self, message: str) -> None:
         if self._closed:
             return
         self.statusBar().showMessage("Indexing failed", 5000)
-        self.show_notice(f"Indexing failed: {message}")
+        self.show_notice(f"Indexing failed: {message}", "ingest")
         self.refresh_library()
 
     # == library ===============================================================================
@@ -1197,10 +1157,11 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._save_layout()
-        # Gone from the screen at once; what follows waits at most about 1.5 s in all. Work that
+        # Gone from the screen at once; what follows waits at most about 1 s in all. Work that
         # outlives it (a file still being parsed) is abandoned: the app exits anyway (ui/app.py)
         # and the next start reconciles, as after a crash.
         self.hide()
+        QGuiApplication.sync()  # the window system unmaps it now, not after the waits below
         self.sync.stop(timeout=0.0)  # first: no new batches start while the rest shuts down
         self.services.ingestor.writer.cancel_all()
         self._search_timer.stop()
@@ -1210,7 +1171,9 @@ class MainWindow(QMainWindow):
             handle.cancel()
         self._disconnect_worker()
         self.runner.shutdown(timeout_ms=500)
-        self.model_worker.shutdown(timeout_ms=1000)
+        # A generation stops within one prompt slice or token; a model still loading can't be
+        # interrupted and is not waited for longer than this.
+        self.model_worker.shutdown(timeout_ms=500)
         self.history.close()
         event.accept()
 
