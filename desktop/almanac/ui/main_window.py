@@ -652,9 +652,9 @@ class MainWindow(QMainWindow):
         n_ctx, gpu, threads, lora = s.context_size, s.gpu_layers, s.threads, choice.lora
 
         def factory() -> Engine | None:
-            if choice.verify is not None:  # hashing ~100 MB belongs on the worker
-                choice.verify()
-            return build_engine(path, n_ctx=n_ctx, gpu_layers=gpu, threads=threads, lora=lora)
+            # Hashing ~100 MB (and deriving the default's runtime file once) belongs on the worker.
+            load = choice.prepare() if choice.prepare is not None else path
+            return build_engine(load, n_ctx=n_ctx, gpu_layers=gpu, threads=threads, lora=lora)
 
         self.model_status.setText(f"Loading {choice.name}…")
         self.model_worker.load(factory)
