@@ -216,7 +216,7 @@ class TaskRunner(QObject):
     @Slot(int)
     def _deliver_progress(self, task_id: int) -> None:
         entry = self._tasks.get(task_id)
-        if entry is None:
+        if entry is None or self._closed:
             return
         handle, callbacks = entry
         with handle._progress_lock:
@@ -232,6 +232,8 @@ class TaskRunner(QObject):
             return  # discarded by shutdown
         handle, callbacks = entry
         handle._done = True
+        if self._closed:
+            return  # ended after a shutdown that stopped waiting for it: nobody to call back
         if kind == _SUCCESS and callbacks.on_success is not None:
             self._call(callbacks.on_success, payload)
         elif kind == _ERROR and callbacks.on_error is not None:
