@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from almanac.app.settings import Settings, SettingsStore
     from almanac.core.records import Answer
     from almanac.ui.main_window import MainWindow
-    from almanac.ui.settings_dialog import apply_theme
+    from almanac.ui.theme import apply_theme
     from almanac.ui.workers import ModelWorker, TaskRunner
 
     app = QApplication(sys.argv[:1])

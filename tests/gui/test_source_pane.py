@@ -20,7 +20,7 @@ from almanac.core.documents import read_document
 from almanac.core.records import Answer, AnswerMode, Citation
 from almanac.ui.chat_view import Entry
 from almanac.ui.main_window import MainWindow
-from almanac.ui.settings_dialog import apply_theme
+from almanac.ui.theme import apply_theme
 from almanac.ui.workers import ModelWorker, TaskRunner
 
 PDF_NAME = "northwind-sync-user-manual.pdf"

@@ -68,9 +68,10 @@ from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_view import LibraryView
-from almanac.ui.settings_dialog import SettingsDialog, apply_theme, folder_paths
+from almanac.ui.settings_dialog import SettingsDialog, folder_paths
 from almanac.ui.source_viewer import SourceViewer, is_inside
 from almanac.ui.sync_bridge import SyncBridge, describe_state
+from almanac.ui.theme import apply_theme
 from almanac.ui.window_state import WindowState
 from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandle, TaskRunner
 

@@ -6,9 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -42,6 +40,9 @@ from almanac.app.settings import (
     validate_settings,
 )
 from almanac.core.answering.prompting import default_system_prompt
+from almanac.ui.theme import apply_theme
+
+__all__ = ["SettingsDialog", "apply_theme", "folder_paths"]
 
 
 class SettingsDialog(QDialog):
@@ -225,50 +226,7 @@ class SettingsDialog(QDialog):
             self.documents_folders.setPlainText(f"{text}\n{folder}".strip())
 
 
-# -- themes ------------------------------------------------------------------------------------
-
-_SYSTEM_PALETTE: list[QPalette] = []
-
-
-def apply_theme(theme: str) -> None:
-    """Light, dark, or whatever the platform gave the app at start-up ("system")."""
-    app = QApplication.instance()
-    if not isinstance(app, QApplication):
-        return
-    if not _SYSTEM_PALETTE:
-        _SYSTEM_PALETTE.append(QPalette(app.palette()))
-    if theme == "dark":
-        app.setPalette(_dark_palette())
-    elif theme == "light":
-        app.setPalette(app.style().standardPalette())
-    else:
-        app.setPalette(_SYSTEM_PALETTE[0])
-
-
-def _dark_palette() -> QPalette:
-    p = QPalette()
-    role = QPalette.ColorRole
-    base, window, text = QColor(30, 31, 34), QColor(43, 45, 48), QColor(223, 225, 229)
-    for r, c in (
-        (role.Window, window),
-        (role.WindowText, text),
-        (role.Base, base),
-        (role.AlternateBase, window),
-        (role.ToolTipBase, window),
-        (role.ToolTipText, text),
-        (role.Text, text),
-        (role.Button, window),
-        (role.ButtonText, text),
-        (role.BrightText, QColor(255, 110, 110)),
-        (role.Link, QColor(110, 170, 255)),
-        (role.Highlight, QColor(53, 116, 240)),
-        (role.HighlightedText, QColor(255, 255, 255)),
-        (role.PlaceholderText, QColor(140, 143, 148)),
-    ):
-        p.setColor(r, c)
-    p.setColor(QPalette.ColorGroup.Disabled, role.Text, QColor(120, 120, 120))
-    p.setColor(QPalette.ColorGroup.Disabled, role.ButtonText, QColor(120, 120, 120))
-    return p
+# -- themes: ui/theme.py (apply_theme stays importable from here) ----------------------------
 
 
 def folder_paths(settings: Settings) -> list[Path]:
