@@ -4,7 +4,8 @@
    process (tests/gui/close_probe.py) closes its window as soon as the sync reports indexing;
    reported: close -> window hidden, close -> process gone, and how many files were indexed (the
    rest is left to the next start's reconciliation).
-2. close during generation: the same, closing at the first streamed answer piece.
+2. close during generation: the same, closing right after asking (the model thread evaluates the
+   prompt or generates; answers stream a sentence at a time, too late to close on).
 3. Stop before the first token: the default model (SmolLM2-135M + adapter) on a prompt the size
    of a 5-source answer; the stop flag is set once prompt evaluation is under way; reported: stop
    -> generator ended, next to the time the prompt takes in full (what Stop used to wait for).
@@ -78,7 +79,7 @@ def close_during_indexing(files: int, runs: int) -> None:
 
 
 def close_during_generation(model: str, runs: int) -> None:
-    print(f"\n== close at the first answer piece ({model})")
+    print(f"\n== close while the model answers ({model})")
     faq = REPO / "resources" / "sample-kb" / "faq.md"
     for run in range(runs):
         with tempfile.TemporaryDirectory() as tmp:

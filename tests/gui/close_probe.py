@@ -4,7 +4,7 @@ closes its window at a chosen moment and prints what happened, in order, one eve
 benchmarks/close_latency.py (the times).
 
     python close_probe.py reconcile PROFILE   # close during the first indexing of the documents
-    python close_probe.py generation PROFILE MODEL   # close as the first answer token arrives
+    python close_probe.py generation PROFILE MODEL   # close while the model answers
                                                      # (MODEL: a GGUF, or "default")
 """
 
@@ -74,14 +74,12 @@ def main(argv: list[str]) -> int:
             def loaded(_info: object) -> None:
                 mark("model-loaded")
                 window.ask(QUESTION)
-
-            def token(_piece: str) -> None:
-                if not window._closed:
-                    mark("first-token")
-                    close(window)
+                mark("asked")
+                # The model thread is now evaluating the prompt or generating: a first streamed
+                # piece would come too late to close on (answers stream a sentence at a time).
+                close(window)
 
             worker.loaded.connect(loaded)
-            worker.token.connect(token)
             worker.answered.connect(
                 lambda a: mark("answered-stopped" if a.stopped else "answered-complete")
             )

@@ -52,6 +52,6 @@ def test_closing_during_generation(tmp_path: Path, sample_kb: Path, tiny_gguf: P
     docs.mkdir()
     shutil.copy(sample_kb / "faq.md", docs / "faq.md")
     events = _run_probe("generation", str(tmp_path), str(tiny_gguf))
-    start = events.index("first-token")
-    assert events[start : start + 3] == ["first-token", "closing", "closed"], events
+    start = events.index("model-loaded")
+    assert events[start : start + 4] == ["model-loaded", "asked", "closing", "closed"], events
     assert "answered-complete" not in events, events  # stopped, not waited for
