@@ -89,3 +89,26 @@ def test_a_drop_into_a_watched_folder_is_indexed_once(
     doc = window.services.store.document(target)
     assert doc is not None and doc.chunk_count >= 1
     assert "error" not in window.sync_status.text()
+
+
+def test_changing_the_polling_setting_during_a_big_reconcile(qtbot, window: MainWindow) -> None:
+    """apply_settings restarts live sync without waiting for the reconcile in progress: the old
+    one is cancelled (it never completes), the new one brings the index up to date."""
+    docs = window.kb_folders[0]
+    for i in range(300):
+        (docs / f"part-{i:03d}.md").write_text(
+            f"# Part {i}\n\n" + f"Part {i} sits on shelf {i % 40}. " * 30, encoding="utf-8"
+        )
+    window.start_sync()
+    qtbot.waitUntil(lambda: "indexing" in window.sync_status.text(), timeout=60000)
+    old = window.sync._sync
+    assert old is not None
+    window.apply_settings(dataclasses.replace(window.settings, poll_folders=True))
+    assert window.sync._sync is not old
+    assert old.stats.reconciles == 0  # returned while the old reconcile had not completed
+    new = window.sync._sync
+    assert new is not None and new.polling
+    assert new.wait_idle(240)
+    assert old.stats.reconciles == 0  # cancelled, never completed
+    expected = {posix(p) for p in docs.iterdir()}
+    assert set(window.services.store.documents()) == expected
