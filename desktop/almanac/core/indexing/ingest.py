@@ -7,6 +7,7 @@ memory stays flat however many files arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import queue
@@ -25,6 +26,7 @@ from almanac.core.documents import (
     DocumentError,
     is_supported,
     kind_of,
+    ocr_pending,
     open_document_file,
     parse_document,
 )
@@ -32,6 +34,7 @@ from almanac.core.documents.files import too_large
 from almanac.core.embedding.embedding import Embedder, embedding_text
 from almanac.core.indexing.chunking import Chunker
 from almanac.core.indexing.exclusions import EXCLUSIONS_FILE, Exclusions
+from almanac.core.indexing.ocr_lane import OcrLane
 from almanac.core.indexing.writer import IndexWriter, WaitCallback
 from almanac.core.indexing.writer_lock import WriteCancelled
 from almanac.core.records import (
@@ -144,6 +147,9 @@ class Ingestor:
         self.exclusions = Exclusions(store.kb_dir / EXCLUSIONS_FILE)
         # Only a crash between the chunk and document commits can leave orphans.
         self.writer = IndexWriter(store.kb_dir, on_crash=store.sweep_orphans)
+        # Scans are read by OCR outside the writer (seconds a page), so they never hold back the
+        # queue: see ocr_lane.py. The read stage defers them; the lane writes them when read.
+        self.ocr_lane = OcrLane(self._index_after_ocr, max_file_bytes=max_file_bytes)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -157,6 +163,7 @@ class Ingestor:
         force: bool = False,
         roots: Sequence[Path] | None = None,
         on_wait: WaitCallback | None = None,
+        wait_for_ocr: bool = True,
     ) -> IngestReport:
         """Index files and folders. With ``prune``, documents that vanished from a given folder are
         removed. Unchanged files (same sha256) cost one hash and nothing else.
@@ -165,12 +172,72 @@ class Ingestor:
         roots are the folders given, and the folder of each file given. ``on_wait(message)`` is
         told when the write must wait for another process updating the knowledge base."""
         found_roots = self._roots(paths, roots)
-        return self.writer.run(
+        mark = self.ocr_lane.reports_mark()
+        report = self.writer.run(
             "ingest",
             lambda stop: self._ingest(paths, progress, stop, prune, force, found_roots),
             cancel=cancel,
             on_wait=on_wait,
         )
+        # Live sync passes False: its reconciliation must not wait minutes for a scan.
+        return self._with_ocr(report, mark, progress, cancel) if wait_for_ocr else report
+
+    def _with_ocr(
+        self,
+        report: IngestReport,
+        mark: int,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> IngestReport:
+        """A blocking ingest returns with its scans indexed too: wait for the OCR lane (showing
+        its pages as progress) and add its writes to the report."""
+        stop = cancel or threading.Event()
+        while self.ocr_lane.busy:
+            if stop.is_set():
+                self.ocr_lane.cancel()
+                raise IngestCancelled("ingestion cancelled; everything indexed so far is kept")
+            if progress is not None:
+                lane = self.ocr_lane.progress
+                name = os.path.basename(lane.current)
+                current = f"OCR {name}: page {lane.pages_done}/{lane.pages_total}" if name else ""
+                progress(
+                    IngestProgress(
+                        report.added + report.updated + report.unchanged + len(report.failed),
+                        report.added + report.updated + report.unchanged + len(report.failed),
+                        len(report.failed),
+                        report.unchanged,
+                        report.chunks_written,
+                        report.chunks_embedded,
+                        report.seconds,
+                        current,
+                    )
+                )
+            self.ocr_lane.wait_idle(stop, poll_s=0.5)
+        for extra in self.ocr_lane.reports_since(mark):
+            report = dataclasses.replace(
+                report,
+                added=report.added + extra.added,
+                updated=report.updated + extra.updated,
+                failed=report.failed + extra.failed,
+                chunks_written=report.chunks_written + extra.chunks_written,
+                chunks_embedded=report.chunks_embedded + extra.chunks_embedded,
+                chunks_reused=report.chunks_reused + extra.chunks_reused,
+                seconds=report.seconds + extra.seconds,
+            )
+        return report
+
+    def _index_after_ocr(
+        self, path: Path, roots: Sequence[Path], stop: threading.Event
+    ) -> IngestReport | None:
+        """The OCR lane's write: the file again, its pages now in the OCR cache."""
+        try:
+            return self.writer.run(
+                "ingest after OCR",
+                lambda s: self._ingest([path], None, s, False, False, list(roots)),
+                cancel=stop,
+            )
+        except IngestCancelled:
+            return None
 
     def remove(
         self,
@@ -437,6 +504,12 @@ class Ingestor:
                     tally.files_done += 1
                     return None
                 data = opened.read_all(self.max_file_bytes)
+            if not self.ocr_lane.take_finished(item.path) and ocr_pending(item.path, data):
+                # OCR would hold the writer for seconds a page: the slow lane reads it instead,
+                # and the previous version (if any) stays searchable until then.
+                self.ocr_lane.submit(item.path, [Path(r) for r in confinement.roots])
+                tally.files_done += 1
+                return None
             document = parse_document(item.path, data)
             del data
         except DocumentError as exc:

@@ -72,6 +72,7 @@ class OcrLane:
         # Files whose OCR this lane finished: the writer reads them inline next time, even if
         # the cache could not be written (no loop of deferrals).
         self._finished: set[str] = set()
+        self._reports: list[IngestReport] = []  # of the writes after OCR, in order
 
     # -- used by the writer's read stage --------------------------------------------------------
 
@@ -111,6 +112,20 @@ class OcrLane:
             return OcrProgress(
                 str(current.path) if current else "", *self._pages, files_waiting=waiting
             )
+
+    def reports_mark(self) -> int:
+        with self._lock:
+            return len(self._reports)
+
+    def reports_since(self, mark: int) -> list[IngestReport]:
+        """The writes this lane made after ``reports_mark()`` returned ``mark``."""
+        with self._lock:
+            return list(self._reports[mark:])
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._items)
 
     def wait_idle(self, cancel: threading.Event | None = None, poll_s: float = 0.1) -> bool:
         """Block until nothing is queued or running; False when ``cancel`` was set first."""
@@ -158,6 +173,9 @@ class OcrLane:
                 item.future.set_exception(exc)
             else:
                 item.future.set_result(report)
+                if report is not None:
+                    with self._lock:
+                        self._reports.append(report)
             finally:
                 with self._done:
                     if self._items.get(str(item.path)) is item:

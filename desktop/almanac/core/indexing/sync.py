@@ -430,6 +430,7 @@ class FolderSync:
                 cancel=self._cancel,
                 roots=self.folders,
                 on_wait=self._fail,
+                wait_for_ocr=False,  # scans are written by the OCR lane when read
             )
         except IngestCancelled:
             pass  # stopping: the next start reconciles
