@@ -156,8 +156,8 @@ class MainWindow(QMainWindow):
         self.refresh_library()
         self._update_banner()
         self.load_model()
-        if first_start:
-            self.statusBar().showMessage(FIRST_START_HINT)
+        # The first-start hint is in the chat (and in the banner without a model); the status
+        # bar is left to what is happening now, which is where the indexing progress shows.
         for warning in settings_store.warnings:
             self.show_notice(warning)
 
@@ -1029,9 +1029,8 @@ class MainWindow(QMainWindow):
         if report.failed:
             parts.append(f"{len(report.failed)} failed")
         message = "Index up to date: " + ", ".join(parts)
-        if self.first_start and self._model_choice().path is None:
-            message += ". " + FIRST_START_HINT
-        self.statusBar().showMessage(message, 0 if self.first_start else 8000)
+        # For a while only: a later change would make "up to date" untrue while still shown.
+        self.statusBar().showMessage(message, 8000)
         if report.failed:
             listed = "; ".join(f"{Path(f.path).name}: {f.message}" for f in report.failed[:5])
             more = f" (+{len(report.failed) - 5} more)" if len(report.failed) > 5 else ""
