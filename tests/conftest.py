@@ -14,8 +14,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # asks for it (tests/integration/test_default_model.py).
 os.environ.setdefault("ALMANAC_NO_DEFAULT_MODEL", "1")
 
-from almanac.app.services import sample_kb_folder
-from almanac.core.embedding.embedding import SentenceTransformerEmbedder
+from almanac.app.services import build_embedder, sample_kb_folder
+from almanac.core.embedding.embedding import Embedder, SentenceTransformerEmbedder
 from almanac.core.indexing.chunking import Chunker, ChunkingConfig
 from almanac.core.indexing.ingest import Ingestor
 from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
@@ -34,7 +34,14 @@ def _own_settings_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
+def embedder() -> Embedder:
+    """The embedder the app ships and builds by default (the int8 ONNX export): the suites test
+    what users run. ``fp32_embedder`` is the sentence-transformers model it is checked against."""
+    return build_embedder()
+
+
+@pytest.fixture(scope="session")
+def fp32_embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 
@@ -47,7 +54,7 @@ class KB:
 
 
 @pytest.fixture
-def make_kb(tmp_path: Path, embedder: SentenceTransformerEmbedder):
+def make_kb(tmp_path: Path, embedder: Embedder):
     def factory(
         name: str = "kb",
         chunking: ChunkingConfig | None = None,

@@ -44,9 +44,9 @@ def int8() -> OnnxEmbedder:
 
 
 @pytest.fixture(scope="module")
-def sample_texts(embedder, sample_kb: Path) -> list[str]:
+def sample_texts(fp32_embedder, sample_kb: Path) -> list[str]:
     """Exactly what ingestion embeds for the sample KB (heading context + chunk text)."""
-    chunker = Chunker(embedder.count_tokens)
+    chunker = Chunker(fp32_embedder.count_tokens)
     texts: list[str] = []
     for path in sorted(p for p in sample_kb.rglob("*") if p.is_file()):
         for chunk in chunker.chunk_document(path.as_posix(), read_document(path)):
@@ -171,9 +171,9 @@ def test_unreadable_manifest_is_not_trusted(fresh_cache, tmp_path, monkeypatch) 
 # -- agreement with the fp32 model ------------------------------------------------------------
 
 
-def test_int8_vectors_are_close_to_fp32(embedder, int8, sample_texts) -> None:
+def test_int8_vectors_are_close_to_fp32(fp32_embedder, int8, sample_texts) -> None:
     assert len(sample_texts) > 30
-    fp32 = embedder.embed(sample_texts)
+    fp32 = fp32_embedder.embed(sample_texts)
     quantized = int8.embed(sample_texts)
     assert quantized.dtype == np.float32 and quantized.shape == fp32.shape
     np.testing.assert_allclose(np.linalg.norm(quantized, axis=1), 1.0, atol=1e-5)
@@ -191,12 +191,12 @@ def test_int8_export_is_the_fused_graph(int8) -> None:
     assert {"LayerNormalization", "BiasGelu", "MatMulInteger"} <= ops, ops
 
 
-def test_ranking_agrees_with_fp32(embedder, int8, sample_texts, sample_questions) -> None:
-    fp32_docs = embedder.embed(sample_texts)
+def test_ranking_agrees_with_fp32(fp32_embedder, int8, sample_texts, sample_questions) -> None:
+    fp32_docs = fp32_embedder.embed(sample_texts)
     int8_docs = int8.embed(sample_texts)
     overlaps = []
     for q in sample_questions:
-        fp32_scores = fp32_docs @ embedder.embed_query(q["question"])
+        fp32_scores = fp32_docs @ fp32_embedder.embed_query(q["question"])
         fp32_rank = np.argsort(-fp32_scores)
         int8_rank = np.argsort(-(int8_docs @ int8.embed_query(q["question"])))
         # int8 may swap near-ties (overlapping chunks score within ~0.04 of each other), but its
@@ -207,7 +207,7 @@ def test_ranking_agrees_with_fp32(embedder, int8, sample_texts, sample_questions
     assert float(np.mean(overlaps)) >= 0.8
 
 
-def test_count_tokens_matches_fp32(embedder, int8, sample_texts) -> None:
+def test_count_tokens_matches_fp32(fp32_embedder, int8, sample_texts) -> None:
     texts = [
         "",
         "   ",
@@ -218,12 +218,12 @@ def test_count_tokens_matches_fp32(embedder, int8, sample_texts) -> None:
         "word " * 700,  # far past 256
         *sample_texts[:20],
     ]
-    assert [int8.count_tokens(t) for t in texts] == [embedder.count_tokens(t) for t in texts]
-    assert int8.max_tokens == embedder.max_tokens == 256
-    assert int8.dim == embedder.dim == 384
+    assert [int8.count_tokens(t) for t in texts] == [fp32_embedder.count_tokens(t) for t in texts]
+    assert int8.max_tokens == fp32_embedder.max_tokens == 256
+    assert int8.dim == fp32_embedder.dim == 384
 
 
-def test_truncation_at_256_tokens_matches_fp32(embedder, int8) -> None:
+def test_truncation_at_256_tokens_matches_fp32(fp32_embedder, int8) -> None:
     vocabulary = ("alpha", "beta", "gamma", "delta", "river", "stone", "cloud")
     words = [vocabulary[i % len(vocabulary)] for i in range(254)]
     tail = [
@@ -239,15 +239,15 @@ def test_truncation_at_256_tokens_matches_fp32(embedder, int8) -> None:
         "harbor",
     ]
     # One word piece per word: 254 pieces + [CLS] + [SEP] is exactly the 256-token limit.
-    assert embedder.count_tokens(" ".join(words)) == int8.count_tokens(" ".join(words)) == 254
+    assert fp32_embedder.count_tokens(" ".join(words)) == int8.count_tokens(" ".join(words)) == 254
     full = " ".join(words)
     past_limit = " ".join(words + tail * 30)  # the tail lies wholly past the limit
     tail_inside = " ".join(words[: -len(tail)] + tail)  # same length, tail inside the limit
-    for model in (embedder, int8):
+    for model in (fp32_embedder, int8):
         full_v, past_v, inside_v = model.embed([full, past_limit, tail_inside])
         assert float(full_v @ past_v) > 0.9999, model  # everything past 256 is dropped
         assert float(full_v @ inside_v) < 0.9999, model  # the last kept pieces do count
-    assert float(int8.embed_query(past_limit) @ embedder.embed_query(past_limit)) >= MIN_COSINE
+    assert float(int8.embed_query(past_limit) @ fp32_embedder.embed_query(past_limit)) >= MIN_COSINE
 
 
 def test_vectors_do_not_depend_on_batch_neighbours(int8, sample_texts) -> None:
