@@ -111,3 +111,11 @@ def test_page_scanned_sideways_is_read_and_boxes_map_back(tmp_path: Path):
     (second,) = page.boxes_for(text.index("seconds"), text.index("seconds") + 7)
     # Turned counter-clockwise, the first line is the left column, read from the bottom up.
     assert first.right <= second.left and first.bottom > 0.6 and first.right - first.left < 0.3
+
+
+def test_cancel_stops_inside_a_page_and_caches_nothing(private_ocr_cache: Path):
+    cancel = threading.Event()
+    cancel.set()
+    with ocr.ocr_context(cancel), pytest.raises(ocr.OcrCancelled):
+        ocr.recognize(render_lines(LINES), "key-of-a-cancelled-page")
+    assert ocr.load_cached("key-of-a-cancelled-page") is None

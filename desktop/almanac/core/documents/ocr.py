@@ -160,7 +160,22 @@ def _get_engine() -> Any:
         )
         recognizer = _engine.text_rec
         recognizer.postprocess_op = SpaceAwareDecoder(recognizer.postprocess_op.character)
+        # A page is one engine call of several seconds: looking at the cancel event before each
+        # model run (detection, then every batch of 6 lines) stops it within one batch.
+        recognizer.session = _Cancellable(recognizer.session)
+        _engine.text_det.infer = _Cancellable(_engine.text_det.infer)
     return _engine
+
+
+class _Cancellable:
+    """An onnxruntime session that raises ``OcrCancelled`` instead of running once cancelled."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __call__(self, *args: Any) -> Any:
+        check_cancelled()
+        return self._session(*args)
 
 
 _QT_VARS = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR", "LD_LIBRARY_PATH")

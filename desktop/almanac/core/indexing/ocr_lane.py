@@ -13,9 +13,11 @@ file or as a whole; a cancelled file is simply not indexed (its previous version
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,6 +29,17 @@ from almanac.core.records import IngestReport
 from almanac.core.system.discovery import Confinement
 
 log = logging.getLogger(__name__)
+
+# Lanes still running at interpreter exit are stopped first: a daemon thread killed inside an
+# onnxruntime call aborts the process ("terminate called without an active exception").
+_LANES: weakref.WeakSet[OcrLane] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_lanes() -> None:
+    for lane in list(_LANES):
+        lane.stop(timeout=5.0)
+
 
 # (path, the roots it may be read under, a stop event) -> the writer's report for that file
 IndexAgain = Callable[[Path, Sequence[Path], threading.Event], IngestReport | None]
@@ -73,6 +86,7 @@ class OcrLane:
         # the cache could not be written (no loop of deferrals).
         self._finished: set[str] = set()
         self._reports: list[IngestReport] = []  # of the writes after OCR, in order
+        _LANES.add(self)
 
     # -- used by the writer's read stage --------------------------------------------------------
 
