@@ -63,6 +63,7 @@ from almanac.core.documents import DocumentError, read_document
 from almanac.core.documents.pdf import PDFIUM_LOCK, char_range
 from almanac.core.records import Citation
 from almanac.core.system.discovery import display_key, key_path
+from almanac.ui import scan_pages
 
 __all__ = ["ElidedLabel", "SourceViewer", "ViewerMode", "is_inside"]
 
@@ -276,7 +277,10 @@ class SourceViewer(QWidget):
             return
         self.current_path = path
         self.open_button.setEnabled(True)
-        if citation.page is not None and path.suffix.lower() == ".pdf":
+        # Images are shown like a scanned PDF page: the picture, its cited OCR lines tinted.
+        if citation.page is not None and (
+            path.suffix.lower() == ".pdf" or scan_pages.is_image(path)
+        ):
             self._show_pdf(path, shown, citation)
         else:
             self._show_text(path, shown, citation)
@@ -371,17 +375,25 @@ class SourceViewer(QWidget):
 
     def _show_pdf(self, path: Path, shown: str, citation: Citation) -> None:
         assert citation.page is not None
+        # A scanned page has no text layer: its cited lines are the OCR boxes of the span.
+        scan = None
+        if not scan_pages.is_image(path):
+            span = (citation.page, citation.start, citation.end)
+            scan = scan_pages.ocr_regions(path, *span, wait_s=PDFIUM_WAIT_S)
         if not PDFIUM_LOCK.acquire(timeout=PDFIUM_WAIT_S):
             self._error(shown, "The PDF engine is busy indexing; try again in a moment.")
             return
         try:
-            count, size, regions, text = _locate(path, citation.page, citation.start, citation.end)
+            start, end = (0, 0) if scan is not None else (citation.start, citation.end)
+            count, size, regions, text = _locate(path, citation.page, start, end)
         except (pdfium.PdfiumError, OSError, IndexError, ValueError) as exc:
             log.warning("cannot render %s page %s: %s", path, citation.page, exc)
             self._error(shown, f"Cannot show page {citation.page} of this PDF: {exc}")
             return
         finally:
             PDFIUM_LOCK.release()
+        if scan is not None:
+            regions, text = scan
         self._pdf = _PdfState(path, count, citation.page, citation.page, size, regions, text)
         self.mode = "pdf"
         self.zoom = 1.0
@@ -549,6 +561,8 @@ def _locate(
 ) -> tuple[int, tuple[float, float], list[QRectF], str]:
     """Page count, the page's size in points, ``page_text[start:end]``'s rectangles in page
     fractions, and the text under them. Caller holds PDFIUM_LOCK."""
+    if scan_pages.is_image(path):
+        return scan_pages.locate_image(path, page_number, start, end)
     pdf = pdfium.PdfDocument(path)
     try:
         count = len(pdf)
@@ -569,6 +583,8 @@ def _locate(
 
 def _render_page(path: Path, page_number: int, scale: float) -> QImage:
     """Render one page at ``scale`` pixels per point. Caller holds PDFIUM_LOCK."""
+    if scan_pages.is_image(path):
+        return scan_pages.render_image(path, page_number, scale)
     pdf = pdfium.PdfDocument(path)
     try:
         if not 1 <= page_number <= len(pdf):
