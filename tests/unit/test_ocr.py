@@ -10,6 +10,7 @@ from PIL import Image
 
 from almanac.core.documents import (
     CorruptDocumentError,
+    ExpansionLimitError,
     image_reader,
     ocr,
     ocr_pending,
@@ -119,3 +120,20 @@ def test_cancel_stops_inside_a_page_and_caches_nothing(private_ocr_cache: Path):
     with ocr.ocr_context(cancel), pytest.raises(ocr.OcrCancelled):
         ocr.recognize(render_lines(LINES), "key-of-a-cancelled-page")
     assert ocr.load_cached("key-of-a-cancelled-page") is None
+
+
+def test_image_bomb_refused_from_its_header(tmp_path: Path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    # A 40 000 x 40 000 PNG header: 1.6 gigapixels once decoded, a few bytes on disk.
+    header = struct.pack(">IIBBBBB", 40_000, 40_000, 8, 0, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(ExpansionLimitError, match="image refused"):
+        read_document(path)
