@@ -5,6 +5,8 @@ benchmarks/close_latency.py (the times).
 
     python close_probe.py reconcile PROFILE   # close during the first indexing of the documents
     python close_probe.py generation PROFILE MODEL   # close while the model answers
+    python close_probe.py generation-gated PROFILE MODEL   # close after the first token, the
+                                                     # engine held until the window is closed
                                                      # (MODEL: a GGUF, or "default")
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +24,27 @@ QUESTION = "How long is the password reset link valid?"
 
 def mark(name: str) -> None:
     print(f"event {name} {time.monotonic():.6f}", flush=True)
+
+
+gate = threading.Event()
+
+
+def _gate_generation(generating: threading.Event) -> None:
+    """Hold the real engine after its first token until the window has closed, so the close is
+    certainly during generation however fast the model is (the tiny test model answers in ms)."""
+    from almanac.core.llm.llama_engine import LlamaCppEngine
+
+    real = LlamaCppEngine.stream_chat
+
+    def gated(self, messages, config, stop=None):  # type: ignore[no-untyped-def]
+        for index, piece in enumerate(real(self, messages, config, stop)):
+            if index == 0:
+                mark("generating")
+                generating.set()
+                gate.wait(120)
+            yield piece
+
+    LlamaCppEngine.stream_chat = gated  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:
@@ -68,17 +92,45 @@ def main(argv: list[str]) -> int:
 
             poll.timeout.connect(check)
             poll.start()
-        elif scenario == "generation":
+        elif scenario in ("generation", "generation-gated"):
             worker = window.model_worker
+            generating = threading.Event()
 
             def loaded(_info: object) -> None:
                 mark("model-loaded")
+                ready.start()
+
+            ready = QTimer(window)
+            ready.setInterval(100)
+
+            def ask_once_indexed() -> None:
+                # Asked before the start-up sync indexed the document, it would find nothing
+                # and answer "not found" without the model.
+                if not window.services.store.documents():
+                    return
+                ready.stop()
                 window.ask(QUESTION)
                 mark("asked")
-                # The model thread is now evaluating the prompt or generating: a first streamed
-                # piece would come too late to close on (answers stream a sentence at a time).
-                close(window)
+                if scenario == "generation":
+                    # The model thread is now evaluating the prompt or generating (answers
+                    # stream a sentence at a time: a first streamed piece could come too late).
+                    close(window)
+                else:
+                    poll.start()
 
+            poll = QTimer(window)
+            poll.setInterval(10)
+
+            def check() -> None:
+                if generating.is_set():
+                    poll.stop()
+                    close(window)
+                    gate.set()  # the model thread goes on, and must find its stop flag set
+
+            poll.timeout.connect(check)
+            ready.timeout.connect(ask_once_indexed)
+            if scenario == "generation-gated":
+                _gate_generation(generating)
             worker.loaded.connect(loaded)
             worker.answered.connect(
                 lambda a: mark("answered-stopped" if a.stopped else "answered-complete")

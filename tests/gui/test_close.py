@@ -51,7 +51,13 @@ def test_closing_during_generation(tmp_path: Path, sample_kb: Path, tiny_gguf: P
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy(sample_kb / "faq.md", docs / "faq.md")
-    events = _run_probe("generation", str(tmp_path), str(tiny_gguf))
+    events = _run_probe("generation-gated", str(tmp_path), str(tiny_gguf))
     start = events.index("model-loaded")
-    assert events[start : start + 4] == ["model-loaded", "asked", "closing", "closed"], events
+    assert events[start : start + 5] == [
+        "model-loaded",
+        "asked",
+        "generating",
+        "closing",
+        "closed",
+    ], events
     assert "answered-complete" not in events, events  # stopped, not waited for
