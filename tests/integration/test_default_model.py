@@ -23,6 +23,7 @@ from almanac.core.llm.default_model import (
     DefaultModelError,
     resolve_default_model,
 )
+from almanac.core.llm.quantize import quantize_gguf
 from almanac.core.system.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +87,44 @@ def test_a_damaged_base_or_adapter_is_refused(tmp_path, tiny_gguf) -> None:
     (folder / "adapter.gguf").write_bytes(b"GGUF" + b"\1" * 60)
     with pytest.raises(DefaultModelError, match=r"adapter adapter\.gguf is damaged or altered"):
         resolve_default_model(folder, verify=True)
+
+
+def _with_runtime(folder: Path, sha256: str, size: int | None) -> None:
+    manifest = folder / "default-model.json"
+    spec = json.loads(manifest.read_text(encoding="utf-8"))
+    spec["runtime"] = {"quantization": "Q4_0", "sha256": sha256, "size_bytes": size}
+    manifest.write_text(json.dumps(spec), encoding="utf-8")
+
+
+def test_the_runtime_file_is_derived_once_and_checked(tmp_path, tiny_gguf) -> None:
+    # What this llama.cpp makes of the base is the expected file (the real manifest pins the hash
+    # of the pinned llama.cpp's output the same way).
+    expected = quantize_gguf(tiny_gguf, tmp_path / "expected.gguf", "Q4_0", requantize=True)
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    _with_runtime(folder, sha256_file(expected), expected.stat().st_size)
+    model = resolve_default_model(folder)
+    cache = tmp_path / "cache"
+    first = model.prepare(cache)
+    assert first.derived and first.path.parent == cache and first.path != folder / "base.gguf"
+    assert first.path.read_bytes() == expected.read_bytes()
+    stamp = first.path.stat().st_mtime_ns
+    again = model.prepare(cache)
+    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp  # reused
+    first.path.write_bytes(first.path.read_bytes()[:-1])  # a damaged cache is made again
+    assert model.prepare(cache).path.read_bytes() == expected.read_bytes()
+
+
+def test_a_runtime_file_unlike_the_manifest_falls_back_to_the_base(tmp_path, tiny_gguf) -> None:
+    folder = _manifest(tmp_path / "default", tiny_gguf)
+    _with_runtime(folder, "0" * 64, None)
+    cache = tmp_path / "cache"
+    chosen = resolve_default_model(folder).prepare(cache)
+    assert not chosen.derived and chosen.path == folder / "base.gguf"
+    assert "differs from the manifest" in chosen.reason
+    assert not any(cache.iterdir())  # nothing left to fail the same check next time
+    (folder / "base.gguf").write_bytes((folder / "base.gguf").read_bytes()[:-1] + b"x")
+    with pytest.raises(DefaultModelError, match="damaged or altered"):
+        resolve_default_model(folder).prepare(cache)  # the base is verified first
 
 
 def test_choice_order_named_model_then_environment_then_default(
