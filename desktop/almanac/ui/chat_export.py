@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
+from almanac.core.answering.citations import citation_location
 from almanac.core.records import Answer, AnswerMode, Citation
+
+# The window writes a citation's heading after an em dash (the command line, after " - ").
+CITATION_DASH = " \u2014 "
 
 __all__ = ["UNSUPPORTED_LABEL", "answer_markdown", "conversation_markdown", "export_file_name"]
 
@@ -30,12 +33,7 @@ class _Turn(Protocol):
 
 def citation_line(c: Citation) -> str:
     """``[1] faq.md, page 3 — Heading`` (file name only: the folders are the user's business)."""
-    line = f"[{c.number}] {Path(c.path).name}"
-    if c.page is not None:
-        line += f", page {c.page}"
-    if c.heading:
-        line += f" \u2014 {c.heading}"
-    return line
+    return f"[{c.number}] " + citation_location(c.path, c.page, c.heading, dash=CITATION_DASH)
 
 
 def _quote(text: str) -> str:

@@ -30,8 +30,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QPlainTextEdit, QTextBrowser, QToolTip, QWidget
 
+from almanac.core.answering.citations import citation_location
 from almanac.core.records import Answer, AnswerMode, Citation
-from almanac.ui.chat_export import UNSUPPORTED_LABEL, answer_markdown
+from almanac.ui.chat_export import CITATION_DASH, UNSUPPORTED_LABEL, answer_markdown
 from almanac.ui.markdown_render import render_answer_html, render_plain_html
 
 __all__ = [
@@ -66,17 +67,8 @@ class Entry:
 
 
 def where(c: Citation, root: str | None = None) -> str:
-    """``faq.md, page 3 - Heading`` (relative to ``root`` when it is inside it)."""
-    shown = c.path
-    if root and c.path.startswith(root.rstrip("/") + "/"):
-        shown = c.path[len(root.rstrip("/")) + 1 :]
-    else:
-        shown = Path(c.path).name
-    if c.page is not None:
-        shown += f", page {c.page}"
-    if c.heading:
-        shown += f" \u2014 {c.heading}"
-    return shown
+    """``faq.md, page 3 — Heading`` (relative to ``root`` when it is inside it)."""
+    return citation_location(c.path, c.page, c.heading, root=root, dash=CITATION_DASH)
 
 
 def _stem(word: str) -> str:

@@ -59,11 +59,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from almanac.core.answering.citations import citation_location
 from almanac.core.documents import DocumentError, read_document
 from almanac.core.documents.pdf import PDFIUM_LOCK, char_range
 from almanac.core.records import Citation
 from almanac.core.system.discovery import display_key, key_path
 from almanac.ui import scan_pages
+from almanac.ui.chat_export import CITATION_DASH
 
 __all__ = ["ElidedLabel", "SourceViewer", "ViewerMode", "is_inside"]
 
@@ -397,7 +399,7 @@ class SourceViewer(QWidget):
         self._pdf = _PdfState(path, count, citation.page, citation.page, size, regions, text)
         self.mode = "pdf"
         self.zoom = 1.0
-        label = f"{Path(shown).name} \u2014 page {citation.page}"
+        label = citation_location(shown, citation.page, dash=CITATION_DASH)
         self.title.setText(label)
         self.title.setAccessibleName(f"Source: {label}")
         if not self._render(PDFIUM_WAIT_S):
@@ -496,9 +498,7 @@ class SourceViewer(QWidget):
         self._selection = (q_start, q_end)
         self.mode = "text"
         self.current_page = citation.page
-        name = Path(shown).name
-        label = name if citation.page is None else f"{name} \u2014 page {citation.page}"
-        label = f"{label} \u2014 {citation.heading}" if citation.heading else label
+        label = citation_location(shown, citation.page, citation.heading, dash=CITATION_DASH)
         self.title.setText(label)
         self.title.setAccessibleName(f"Source: {label}")
         self.stack.setCurrentWidget(self.text_view)
