@@ -43,11 +43,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from almanac.app.answering import build_answer_service, build_engine_from_settings
 from almanac.app.history import HistoryStore
-from almanac.app.services import ModelChoice, Services, build_engine
+from almanac.app.services import ModelChoice, Services
 from almanac.app.services import choose_model as pick_model
 from almanac.app.settings import Settings, SettingsError, SettingsStore
-from almanac.core.answering.answer import AnswerConfig, AnswerService
+from almanac.core.answering.answer import AnswerService
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
 from almanac.core.indexing.ingest import IngestCancelled
 from almanac.core.indexing.sync import SyncState
@@ -501,13 +502,10 @@ class MainWindow(QMainWindow):
 
     def _service_factory(self) -> Callable[[Engine | None], AnswerService]:
         # Values captured here, on the GUI thread; the factory runs on the model thread.
-        s = self.settings
-        searcher, embedder = self.services.searcher, self.services.embedder
-        prompt = self.settings_store.effective_system_prompt(s)
-        config = AnswerConfig(sources=s.sources, max_tokens=s.max_tokens, temperature=s.temperature)
+        services, settings = self.services, self.settings
 
         def factory(engine: Engine | None) -> AnswerService:
-            return AnswerService(searcher, embedder, engine, system_prompt=prompt, config=config)
+            return build_answer_service(services, engine, settings)
 
         return factory
 
@@ -642,7 +640,7 @@ class MainWindow(QMainWindow):
     # == the model =============================================================================
 
     def load_model(self) -> None:
-        s = self.settings
+        settings = self.settings
         choice = self._model_choice()
         path = choice.path
         if path is None:
@@ -650,12 +648,11 @@ class MainWindow(QMainWindow):
             self.model_worker.load(lambda: None)
             self._update_banner()
             return
-        n_ctx, gpu, threads, lora = s.context_size, s.gpu_layers, s.threads, choice.lora
 
         def factory() -> Engine | None:
             # Hashing ~100 MB (and deriving the default's runtime file once) belongs on the worker.
             load = choice.prepare() if choice.prepare is not None else path
-            return build_engine(load, n_ctx=n_ctx, gpu_layers=gpu, threads=threads, lora=lora)
+            return build_engine_from_settings(load, settings, lora=choice.lora)
 
         self.model_status.setText(f"Loading {choice.name}…")
         self.model_worker.load(factory)
