@@ -13,11 +13,12 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QDialog
 
 from almanac.app.history import HistoryStore
+from almanac.app.library import unique_destination
 from almanac.app.services import Services
 from almanac.app.settings import Settings, SettingsStore
 from almanac.core.records import Answer, AnswerMode
 from almanac.ui.library_view import REMOVE_FROM_INDEX, LibraryView
-from almanac.ui.main_window import MainWindow, unique_destination
+from almanac.ui.main_window import MainWindow
 from almanac.ui.workers import ModelWorker, TaskRunner
 
 QUESTION = "How long is the password reset link valid?"

@@ -71,8 +71,10 @@ def test_add_copies_under_a_new_name_and_announces_once(tmp_path: Path) -> None:
     (outside / "faq.md").write_text("# FAQ\n")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "faq.md").write_text("# Mine\n")
-    library.add([outside / "faq.md"])
+    copied: list[Path] = []
+    library.add([outside / "faq.md"], on_copy=copied.append)
     copy = tmp_path / "docs" / "faq (2).md"
+    assert copied == [copy]  # heard before indexing (the window tracks its fresh copies)
     assert copy.read_text() == "# FAQ\n"
     assert (tmp_path / "docs" / "faq.md").read_text() == "# Mine\n"
     assert ingestor.ingested == [([copy], {"progress": None, "cancel": None, "prune": False})]

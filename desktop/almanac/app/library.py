@@ -111,10 +111,12 @@ class Library:
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        on_copy: Callable[[Path], None] | None = None,
     ) -> IngestReport:
         """Copy into the first documents folder (unless copying is off or the path already lies
         in a documents folder), then index. Adding a document again brings back one that was
-        removed (excluded)."""
+        removed (excluded). ``on_copy`` hears each copy as soon as it is written (before it is
+        indexed: the window asks about copies that then fail to index)."""
         self.ingestor.exclusions.discard(path_key(p) for p in paths)
         copy_to = self.folders[0] if self.copy_added and self.folders else None
         targets: list[Path] = []
@@ -129,6 +131,8 @@ class Library:
             else:
                 shutil.copy2(path, dest)
             targets.append(dest)
+            if on_copy is not None:
+                on_copy(dest)
         # What a running live sync watches is left to it: the copy's own change events would
         # make it index those files a second time.
         mine = self.sync.take_over(targets) if self.sync is not None else targets

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from almanac.app.answering import build_answer_service, build_engine_from_settings
 from almanac.app.history import HistoryStore
+from almanac.app.library import LibraryChange, is_inside
 from almanac.app.services import ModelChoice, Services
 from almanac.app.services import choose_model as pick_model
 from almanac.app.settings import Settings, SettingsError, SettingsStore
@@ -68,9 +67,10 @@ from almanac.core.system.discovery import display_key, key_path, path_key
 from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
+from almanac.ui.library_controller import LibraryController
 from almanac.ui.library_view import LibraryView
 from almanac.ui.settings_dialog import SettingsDialog, folder_paths
-from almanac.ui.source_viewer import SourceViewer, is_inside
+from almanac.ui.source_viewer import SourceViewer
 from almanac.ui.sync_bridge import SyncBridge, describe_state
 from almanac.ui.theme import apply_theme
 from almanac.ui.window_state import WindowState
@@ -84,26 +84,6 @@ FIRST_START_HINT = (
     "Ask about the sample documents below (the status bar shows their indexing), drop your own "
     "files on this window, or add a model for written answers."
 )
-
-
-def unique_destination(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``name (2).ext``, ``name (3).ext``… when taken: never overwrite."""
-    candidate = folder / name
-    if not candidate.exists() and not candidate.is_symlink():
-        return candidate
-    stem, suffix = os.path.splitext(name)
-    n = 2
-    while True:
-        candidate = folder / f"{stem} ({n}){suffix}"
-        if not candidate.exists() and not candidate.is_symlink():
-            return candidate
-        n += 1
-
-
-def _ignore_unsupported(folder: str, names: list[str]) -> set[str]:
-    return {
-        n for n in names if not os.path.isdir(os.path.join(folder, n)) and not is_supported(Path(n))
-    }
 
 
 class MainWindow(QMainWindow):
@@ -299,7 +279,15 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_status)
         self.sync = SyncBridge(self)
         self.sync.state.connect(self._on_sync_state)
-        self.sync.batch.connect(lambda _result: self.refresh_library())
+        # Every change to the index (this window's writes, live sync's batches): one signal.
+        self.library_controller = LibraryController(
+            self.services.ingestor,
+            self.kb_folders,
+            self.sync,
+            copy_added=self.settings.copy_dropped_files,
+            parent=self,
+        )
+        self.library_controller.changed.connect(self._on_library_changed)
 
         self._build_menu()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_generation)
@@ -777,43 +765,18 @@ class MainWindow(QMainWindow):
             self.add_documents([Path(f) for f in files])
 
     def add_documents(self, paths: Sequence[Path]) -> TaskHandle:
-        """Copy into the first documents folder (or index in place), then index them."""
-        copy_to = (
-            self.kb_folders[0] if self.settings.copy_dropped_files and self.kb_folders else None
-        )
-        roots = list(self.kb_folders)
-        ingestor = self.services.ingestor
+        """Copy into the first documents folder (or index in place), then index them; what live
+        sync watches is left to it (app.library.Library)."""
+        library = self.library_controller.library
         fresh, fresh_lock = self._fresh_copies, self._fresh_lock
-        # Adding a file again is how an excluded document comes back.
-        ingestor.exclusions.discard(path_key(p) for p in paths)
-        sync = self.sync
+        paths = list(paths)
+
+        def copied(dest: Path) -> None:
+            with fresh_lock:
+                fresh.add(path_key(dest) + ("/" if dest.is_dir() else ""))
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            targets: list[Path] = []
-            for path in paths:
-                if copy_to is None or is_inside(path, roots) is not None:
-                    targets.append(path)
-                    continue
-                copy_to.mkdir(parents=True, exist_ok=True)
-                dest = unique_destination(copy_to, path.name)
-                if path.is_dir():
-                    shutil.copytree(path, dest, ignore=_ignore_unsupported)
-                else:
-                    shutil.copy2(path, dest)
-                targets.append(dest)
-                with fresh_lock:
-                    fresh.add(path_key(dest) + ("/" if dest.is_dir() else ""))
-            # What a running live sync watches is left to it: the copy's own change events would
-            # make it index those files again after this task.
-            targets = sync.take_over(targets)
-            if not targets:
-                return IngestReport()
-            return ingestor.ingest(
-                targets,
-                progress=progress,
-                cancel=cancel,
-                prune=False,
-            )
+            return library.add(paths, progress=progress, cancel=cancel, on_copy=copied)
 
         return self._run_ingest(work, "Adding documents")
 
@@ -821,42 +784,36 @@ class MainWindow(QMainWindow):
         """Bring the index up to date with the documents folders (start-up, settings change)."""
         targets = [Path(f) for f in (folders if folders is not None else self.kb_folders)]
         ingestor = self.services.ingestor
+        announce = self.library_controller.announce
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
             present = [t for t in targets if t.exists()]
-            return ingestor.ingest(present, progress=progress, cancel=cancel)
+            report = ingestor.ingest(present, progress=progress, cancel=cancel)
+            announce(LibraryChange(indexed=tuple(present), report=report))
+            return report
 
         return self._run_ingest(work, "Indexing")
 
     def reindex(self, paths: Sequence[str]) -> TaskHandle:
-        ingestor = self.services.ingestor
+        library = self.library_controller.library
         targets = [Path(p) for p in paths]
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            present = [t for t in targets if t.exists()]
-            return ingestor.ingest(
-                present,
-                progress=progress,
-                cancel=cancel,
-                prune=False,
-                force=True,
-            )
+            return library.reindex(targets, progress=progress, cancel=cancel)
 
         return self._run_ingest(work, "Re-indexing")
 
     def remove_documents(self, paths: Sequence[str]) -> TaskHandle:
         """Out of the index, kept on disk, and excluded (listed in the library) until included
         again: otherwise the next start's reconciliation would index it again."""
-        ingestor = self.services.ingestor
-        targets = [key_path(p) for p in paths]
-        ingestor.exclusions.add(paths)
+        library = self.library_controller.library
+        keys = list(paths)
 
-        def work(_progress: ProgressFn, _cancel: threading.Event) -> int:
-            return ingestor.remove(targets)
+        def work(_progress: ProgressFn, cancel: threading.Event) -> int:
+            return library.remove(keys, cancel=cancel)
 
         def done(count: int) -> None:
             self.statusBar().showMessage(f"Removed {count} document(s) from the index", 5000)
-            self.refresh_library()
 
         return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
 
@@ -865,6 +822,7 @@ class MainWindow(QMainWindow):
         index. A file the trash refuses stays, and the notice says so."""
         ingestor = self.services.ingestor
         roots = list(self.kb_folders)
+        announce = self.library_controller.announce
 
         def work(_progress: ProgressFn, _cancel: threading.Event) -> tuple[int, list[str]]:
             gone: list[Path] = []
@@ -884,14 +842,15 @@ class MainWindow(QMainWindow):
                     gone.append(path)
                 else:
                     kept.append(f"{path.name} (the trash refused it)")
-            return (ingestor.remove(gone) if gone else 0), kept
+            count = ingestor.remove(gone) if gone else 0
+            announce(LibraryChange(removed=tuple(path_key(p) for p in gone)))
+            return count, kept
 
         def done(result: tuple[int, list[str]]) -> None:
             count, kept = result
             self.statusBar().showMessage(f"Deleted {count} file(s)", 5000)
             if kept:
                 self.show_notice("Not deleted: " + "; ".join(kept))
-            self.refresh_library()
 
         return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
 
@@ -901,14 +860,17 @@ class MainWindow(QMainWindow):
         ingestor = self.services.ingestor
         targets = [key_path(k) for k in keys]
         roots = list(self.kb_folders)
+        announce = self.library_controller.announce
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
             present = [t for t in targets if t.exists()]
-            if not present:
-                return IngestReport()
-            return ingestor.ingest(
-                present, progress=progress, cancel=cancel, prune=False, roots=roots
-            )
+            report = IngestReport()
+            if present:
+                report = ingestor.ingest(
+                    present, progress=progress, cancel=cancel, prune=False, roots=roots
+                )
+            announce(LibraryChange(indexed=tuple(present), report=report))
+            return report
 
         return self._run_ingest(work, "Including")
 
@@ -952,16 +914,18 @@ class MainWindow(QMainWindow):
             return
         ingestor = self.services.ingestor
         keys = [d.path for d in failed]
+        announce = self.library_controller.announce
 
         def work(_progress: ProgressFn, _cancel: threading.Event) -> int:
             for key in keys:
                 with contextlib.suppress(FileNotFoundError):
                     key_path(key).unlink()  # our own copy: the original is where it was
-            return ingestor.remove([key_path(k) for k in keys])
+            count = ingestor.remove([key_path(k) for k in keys])
+            announce(LibraryChange(removed=tuple(keys)))
+            return count
 
         def done(_count: int) -> None:
             self.show_notice(f"Removed the copies that could not be indexed: {', '.join(names)}")
-            self.refresh_library()
 
         self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
 
@@ -1034,7 +998,6 @@ class MainWindow(QMainWindow):
             self.show_notice(f"Some files could not be indexed: {listed}{more}", "ingest")
         else:
             self.clear_notice("ingest")  # an earlier failure's notice is no longer true
-        self.refresh_library()
 
     def _ingest_failed(self, message: str) -> None:
         if self._closed:
@@ -1047,6 +1010,9 @@ class MainWindow(QMainWindow):
 
     def show_library(self) -> None:
         self.tabs.setCurrentWidget(self.library)
+        self.refresh_library()
+
+    def _on_library_changed(self, _change: LibraryChange) -> None:
         self.refresh_library()
 
     def refresh_library(self) -> TaskHandle | None:
@@ -1092,9 +1058,14 @@ class MainWindow(QMainWindow):
         self._update_banner()
         if self.sync.running and new.poll_folders != old.poll_folders:
             self.start_sync()
-        if new.documents_folders != old.documents_folders and new.documents_folders:
+        folders_changed = bool(new.documents_folders) and (
+            new.documents_folders != old.documents_folders
+        )
+        if folders_changed:
             self.kb_folders = folder_paths(new)
             self.library.set_folders(self.kb_folders)
+        self.library_controller.configure(self.kb_folders, copy_added=new.copy_dropped_files)
+        if folders_changed:
             if self.sync.running:
                 self.start_sync()  # new folders: watch them (and reconcile them) instead
             else:

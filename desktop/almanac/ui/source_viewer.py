@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from almanac.app.library import is_inside
 from almanac.core.answering.citations import citation_location
 from almanac.core.documents import DocumentError, read_document
 from almanac.core.documents.pdf import PDFIUM_LOCK, char_range
@@ -82,22 +83,6 @@ HIGHLIGHT_PAD = 1.5  # pixels around each text rect, so glyph edges aren't clipp
 PAGE_MARGIN = 8  # pixels of pane background left and right of a fitted page
 ZOOM_STEPS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0)
 EMPTY_TEXT = "No source open.\n\nClick a [n] or a source card in an answer to see its passage here."
-
-
-def is_inside(path: Path, roots: Sequence[Path]) -> Path | None:
-    """The resolved ``path`` when it lies inside one of ``roots`` (both resolved), else None."""
-    try:
-        resolved = path.resolve(strict=False)
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
-        return None
-    for root in roots:
-        try:
-            base = root.resolve(strict=False)
-        except (OSError, RuntimeError):
-            continue
-        if resolved == base or resolved.is_relative_to(base):
-            return resolved
-    return None
 
 
 class ElidedLabel(QLabel):
