@@ -59,33 +59,28 @@ def run(
     if os.environ.get(QUIT_AFTER_ENV):
         print("almanac: start window shown", file=sys.stderr, flush=True)
 
+    from almanac.app.bootstrap import bootstrap
     from almanac.app.history import HistoryStore, default_history_path
-    from almanac.app.services import (
-        APP_NAME,
-        default_documents_folder,
-        default_kb_dir,
-        sample_kb_folder,
-    )
-    from almanac.app.settings import SettingsError, SettingsStore, default_settings_path
+    from almanac.app.services import APP_NAME, default_documents_folder, sample_kb_folder
+    from almanac.app.settings import SettingsError
     from almanac.ui.main_window import MainWindow
     from almanac.ui.window_state import WindowState
     from almanac.ui.workers import ModelWorker, TaskRunner
 
     _trace("imports")
 
-    settings_path = default_settings_path()
-    first_start = not settings_path.exists()
+    # The offline switches, the environment and the user's settings: read once, as the CLI does.
+    boot = bootstrap()
+    settings_store, settings, first_start = boot.settings_store, boot.settings, boot.first_start
     if first_start:
         start_window.say(FIRST_START)
     # Where the main window will be: the start window stands in its place meanwhile.
-    WindowState(settings_path.with_name("window.ini")).restore_geometry(start_window)
-    settings_store = SettingsStore(settings_path)
-    settings = settings_store.load()
+    WindowState(settings_store.path.with_name("window.ini")).restore_geometry(start_window)
     if not settings.documents_folders:
         # First start (or every folder gone): the user's own documents folder first, since drops
         # are copied into the first folder (never into the bundled samples), then the sample
         # documents, so the app has something to answer from before the user adds theirs.
-        own = default_documents_folder()
+        own = default_documents_folder(boot.environment)
         try:
             own.mkdir(parents=True, exist_ok=True)
             folders: tuple[str, ...] = (str(own), str(sample_kb_folder()))
@@ -101,7 +96,7 @@ def run(
     _trace("settings")
 
     try:
-        services = _open_services(app, start_window, default_kb_dir(), settings.relevance_floor)
+        services = _open_services(app, start_window, boot.kb_dir, settings.relevance_floor)
         _trace("services")
         history = HistoryStore(default_history_path())
     except Exception as exc:  # the window can't exist without them: say why, in one dialog
@@ -122,6 +117,7 @@ def run(
         runner,
         model_worker,
         first_start=first_start,
+        environment=boot.environment,
     )
     _trace("window-built")
     window.show()

@@ -42,10 +42,11 @@ from PySide6.QtWidgets import (
 )
 
 from almanac.app.answering import build_answer_service, build_engine_from_settings
+from almanac.app.environment import Environment
 from almanac.app.history import HistoryStore
 from almanac.app.library import LibraryChange, is_inside
+from almanac.app.models import ModelSelection
 from almanac.app.services import ModelChoice, Services
-from almanac.app.services import choose_model as pick_model
 from almanac.app.settings import Settings, SettingsError, SettingsStore
 from almanac.core.answering.answer import AnswerService
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
@@ -97,7 +98,9 @@ class MainWindow(QMainWindow):
         model_worker: ModelWorker,
         *,
         first_start: bool = False,
+        environment: Environment | None = None,
     ) -> None:
+        """``environment``: what app.bootstrap read (None: read the environment when needed)."""
         super().__init__()
         self.services = services
         self.settings_store = settings_store
@@ -106,6 +109,8 @@ class MainWindow(QMainWindow):
         self.runner = runner
         self.model_worker = model_worker
         self.settings: Settings = settings_store.load()
+        # Which chat model answers: the user's (Settings), $ALMANAC_MODEL, or the default.
+        self.models = ModelSelection(settings_store, self.settings, environment=environment)
         self.first_start = first_start
         self.conversation_id: int | None = None
         self._asking_conversation: int | None = None
@@ -355,8 +360,8 @@ class MainWindow(QMainWindow):
             self.show_notice("")
 
     def _model_choice(self) -> ModelChoice:
-        chosen = self.settings.model_path
-        return pick_model(Path(chosen) if chosen else None)
+        self.models.settings = self.settings
+        return self.models.current()
 
     def _update_banner(self) -> None:
         choice = self._model_choice()
