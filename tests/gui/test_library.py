@@ -13,6 +13,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QDropEvent
 
 from almanac.app.history import HistoryStore
+from almanac.app.library import LibraryChange
 from almanac.app.services import Services
 from almanac.app.settings import Settings, SettingsStore
 from almanac.core.records import DocumentInfo, DocumentStatus
@@ -160,6 +161,26 @@ def test_a_dropped_file_that_fails_to_index_is_not_left_behind(
     qtbot.waitUntil(lambda: "broken.pdf" not in _names(window), timeout=20000)
     assert broken.is_file()  # the user's original is untouched
     assert "Removed the copies" in window.notice.text()
+
+
+def test_each_write_is_announced_once_and_the_view_follows_the_announcement(
+    qtbot, start, docs, tmp_path, monkeypatch
+) -> None:
+    window = start()  # no live sync here: every change below is the window's own write
+    changes: list[LibraryChange] = []
+    window.library_controller.changed.connect(changes.append)
+    _choose(monkeypatch, library_view.REMOVE_FROM_INDEX)
+    assert window.library.select_path(str(docs / "notes.txt"))
+    window.library.remove_button.click()
+    qtbot.waitUntil(lambda: _names(window) == {"faq.md"}, timeout=20000)
+    assert [(c.indexed, c.removed) for c in changes] == [((), (str(docs / "notes.txt"),))]
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "faq.md").write_text("# Kettles\n\nDescale every month.\n", encoding="utf-8")
+    window.add_documents([outside / "faq.md"])
+    qtbot.waitUntil(lambda: "faq (2).md" in _names(window), timeout=60000)
+    assert [c.indexed for c in changes[1:]] == [(docs / "faq (2).md",)]
 
 
 def test_open_says_when_no_program_can_open_the_file(qtbot, start, docs, monkeypatch) -> None:
