@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QMimeData, QStandardPaths, Qt, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -50,7 +50,6 @@ from almanac.app.services import ModelChoice, Services
 from almanac.app.settings import Settings, SettingsError, SettingsStore
 from almanac.core.answering.answer import AnswerService
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
-from almanac.core.indexing.ingest import IngestCancelled
 from almanac.core.indexing.sync import SyncState
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo
 from almanac.core.llm.catalog import AddedModel, add_model
@@ -60,11 +59,10 @@ from almanac.core.records import (
     AnswerMode,
     Citation,
     DocumentInfo,
-    DocumentStatus,
     IngestProgress,
     IngestReport,
 )
-from almanac.core.system.discovery import display_key, key_path, path_key
+from almanac.core.system.discovery import display_key
 from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
@@ -116,15 +114,10 @@ class MainWindow(QMainWindow):
         self._asking_conversation: int | None = None
         self._last_question: tuple[str, list[ChatMessage]] | None = None
         self._generating = False
-        self._ingests: list[TaskHandle] = []
         self._indexing_label = ""
         self._closed = False
         self._model_failed = False
         self._viewer_width = 0  # the source pane's width when last closed
-        # Keys of dropped files copied into the documents folder and not yet indexed ("/" at
-        # the end: a folder). Filled by ingest tasks, read on the GUI thread.
-        self._fresh_copies: set[str] = set()
-        self._fresh_lock = threading.Lock()
         self._sidebar_hidden = False  # the list made room for the source pane
 
         self.setWindowTitle("Almanac")
@@ -285,14 +278,19 @@ class MainWindow(QMainWindow):
         self.sync = SyncBridge(self)
         self.sync.state.connect(self._on_sync_state)
         # Every change to the index (this window's writes, live sync's batches): one signal.
-        self.library_controller = LibraryController(
+        controller = self.library_controller = LibraryController(
             self.services.ingestor,
             self.kb_folders,
             self.sync,
+            self.runner,
             copy_added=self.settings.copy_dropped_files,
             parent=self,
         )
-        self.library_controller.changed.connect(self._on_library_changed)
+        controller.changed.connect(self._on_library_changed)
+        controller.ingest_started.connect(lambda label: self.statusBar().showMessage(f"{label}…"))
+        controller.ingest_progress.connect(self._ingest_progress)
+        controller.ingest_done.connect(self._ingest_done)
+        controller.ingest_failed.connect(self._ingest_failed)
 
         self._build_menu()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_generation)
@@ -770,86 +768,28 @@ class MainWindow(QMainWindow):
             self.add_documents([Path(f) for f in files])
 
     def add_documents(self, paths: Sequence[Path]) -> TaskHandle:
-        """Copy into the first documents folder (or index in place), then index them; what live
-        sync watches is left to it (app.library.Library)."""
-        library = self.library_controller.library
-        fresh, fresh_lock = self._fresh_copies, self._fresh_lock
-        paths = list(paths)
-
-        def copied(dest: Path) -> None:
-            with fresh_lock:
-                fresh.add(path_key(dest) + ("/" if dest.is_dir() else ""))
-
-        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            return library.add(paths, progress=progress, cancel=cancel, on_copy=copied)
-
-        return self._run_ingest(work, "Adding documents")
+        """Copy into the first documents folder (or index in place), then index them."""
+        return self.library_controller.add(paths)
 
     def index_folders(self, folders: Sequence[Path] | None = None) -> TaskHandle:
         """Bring the index up to date with the documents folders (start-up, settings change)."""
-        targets = [Path(f) for f in (folders if folders is not None else self.kb_folders)]
-        ingestor = self.services.ingestor
-        announce = self.library_controller.announce
-
-        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            present = [t for t in targets if t.exists()]
-            report = ingestor.ingest(present, progress=progress, cancel=cancel)
-            announce(LibraryChange(indexed=tuple(present), report=report))
-            return report
-
-        return self._run_ingest(work, "Indexing")
+        return self.library_controller.index_folders(folders)
 
     def reindex(self, paths: Sequence[str]) -> TaskHandle:
-        library = self.library_controller.library
-        targets = [Path(p) for p in paths]
-
-        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            return library.reindex(targets, progress=progress, cancel=cancel)
-
-        return self._run_ingest(work, "Re-indexing")
+        return self.library_controller.reindex(paths)
 
     def remove_documents(self, paths: Sequence[str]) -> TaskHandle:
         """Out of the index, kept on disk, and excluded (listed in the library) until included
         again: otherwise the next start's reconciliation would index it again."""
-        library = self.library_controller.library
-        keys = list(paths)
-
-        def work(_progress: ProgressFn, cancel: threading.Event) -> int:
-            return library.remove(keys, cancel=cancel)
 
         def done(count: int) -> None:
             self.statusBar().showMessage(f"Removed {count} document(s) from the index", 5000)
 
-        return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+        return self.library_controller.remove(paths, done)
 
     def delete_documents(self, paths: Sequence[str]) -> TaskHandle:
         """The files to the trash (only files inside the documents folders), then out of the
         index. A file the trash refuses stays, and the notice says so."""
-        ingestor = self.services.ingestor
-        roots = list(self.kb_folders)
-        announce = self.library_controller.announce
-
-        def work(_progress: ProgressFn, _cancel: threading.Event) -> tuple[int, list[str]]:
-            gone: list[Path] = []
-            kept: list[str] = []
-            # Qt's trash needs the data folder to exist (a fresh account may not have it yet).
-            data = QStandardPaths.writableLocation(
-                QStandardPaths.StandardLocation.GenericDataLocation
-            )
-            with contextlib.suppress(OSError):
-                Path(data).mkdir(parents=True, exist_ok=True)
-            for key in paths:
-                path = key_path(key)
-                inside = is_inside(path, roots)
-                if inside is None or not (path.is_file() or path.is_symlink()):
-                    kept.append(f"{path.name} (not a file in your documents folders)")
-                elif QFile.moveToTrash(str(path)):
-                    gone.append(path)
-                else:
-                    kept.append(f"{path.name} (the trash refused it)")
-            count = ingestor.remove(gone) if gone else 0
-            announce(LibraryChange(removed=tuple(path_key(p) for p in gone)))
-            return count, kept
 
         def done(result: tuple[int, list[str]]) -> None:
             count, kept = result
@@ -857,27 +797,11 @@ class MainWindow(QMainWindow):
             if kept:
                 self.show_notice("Not deleted: " + "; ".join(kept))
 
-        return self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+        return self.library_controller.delete(paths, done)
 
     def include_again(self, keys: Sequence[str]) -> TaskHandle:
         """Excluded documents back into the index (those still on disk)."""
-        self.services.ingestor.exclusions.discard(keys)
-        ingestor = self.services.ingestor
-        targets = [key_path(k) for k in keys]
-        roots = list(self.kb_folders)
-        announce = self.library_controller.announce
-
-        def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            present = [t for t in targets if t.exists()]
-            report = IngestReport()
-            if present:
-                report = ingestor.ingest(
-                    present, progress=progress, cancel=cancel, prune=False, roots=roots
-                )
-            announce(LibraryChange(indexed=tuple(present), report=report))
-            return report
-
-        return self._run_ingest(work, "Including")
+        return self.library_controller.include_again(keys)
 
     def confirm_keep_failed(self, names: Sequence[str]) -> bool:
         """Dropped files that could not be indexed: keep the copies (listed with their error)?"""
@@ -899,77 +823,21 @@ class MainWindow(QMainWindow):
     def _check_fresh_copies(self, documents: Sequence[DocumentInfo]) -> None:
         """Copies of dropped files that failed to index (by this window's task or live sync):
         the user chooses what happens to them instead of finding them later."""
-        with self._fresh_lock:
-            if not self._fresh_copies:
-                return
-            fresh = set(self._fresh_copies)
-
-        def is_fresh(key: str) -> bool:
-            return key in fresh or any(f.endswith("/") and key.startswith(f) for f in fresh)
-
-        failed = [d for d in documents if d.status is DocumentStatus.ERROR and is_fresh(d.path)]
-        settled = {d.path for d in documents if is_fresh(d.path)}
-        with self._fresh_lock:
-            self._fresh_copies -= {k for k in fresh if k in settled or k.endswith("/")}
+        failed = self.library_controller.failed_copies(documents)
         if not failed or self._closed:
             return
         names = [Path(display_key(d.path)).name for d in failed]
         if self.confirm_keep_failed(names):
             self.show_notice(f"Kept, not indexed: {', '.join(names)} (see the library)")
             return
-        ingestor = self.services.ingestor
-        keys = [d.path for d in failed]
-        announce = self.library_controller.announce
-
-        def work(_progress: ProgressFn, _cancel: threading.Event) -> int:
-            for key in keys:
-                with contextlib.suppress(FileNotFoundError):
-                    key_path(key).unlink()  # our own copy: the original is where it was
-            count = ingestor.remove([key_path(k) for k in keys])
-            announce(LibraryChange(removed=tuple(keys)))
-            return count
 
         def done(_count: int) -> None:
             self.show_notice(f"Removed the copies that could not be indexed: {', '.join(names)}")
 
-        self.runner.submit(work, on_success=done, on_error=self._ingest_failed)
+        self.library_controller.remove_copies([d.path for d in failed], done)
 
     def is_indexing(self) -> bool:
-        return any(not h.done for h in self._ingests)
-
-    def _run_ingest(
-        self, work: Callable[[ProgressFn, threading.Event], IngestReport], label: str
-    ) -> TaskHandle:
-        holder: list[TaskHandle] = []
-
-        def forget() -> None:
-            if holder and holder[0] in self._ingests:
-                self._ingests.remove(holder[0])
-
-        def success(report: IngestReport) -> None:
-            forget()
-            self._ingest_done(report)
-
-        def failure(message: str) -> None:
-            forget()
-            self._ingest_failed(message)
-
-        def wrapped(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            try:
-                return work(progress, cancel)
-            except IngestCancelled as exc:
-                raise TaskCancelled() from exc
-
-        handle = self.runner.submit(
-            wrapped,
-            on_success=success,
-            on_error=failure,
-            on_progress=lambda p: self._ingest_progress(label, p),
-        )
-        holder.append(handle)
-        self._ingests.append(handle)
-        self.statusBar().showMessage(f"{label}…")
-        return handle
+        return self.library_controller.is_indexing()
 
     def _ingest_progress(self, label: str, value: object) -> None:
         if self._closed or not isinstance(value, IngestProgress):
@@ -1140,8 +1008,7 @@ class MainWindow(QMainWindow):
         self._search_timer.stop()
         self.transcript.stop_rendering()
         self.model_worker.stop()
-        for handle in self._ingests:
-            handle.cancel()
+        self.library_controller.cancel_all()
         self._disconnect_worker()
         self.runner.shutdown(timeout_ms=500)
         # A generation stops within one prompt slice or token; a model still loading can't be
