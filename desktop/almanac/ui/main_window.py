@@ -41,14 +41,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from almanac.app.answering import build_answer_service, build_engine_from_settings
+from almanac.app.answering import build_engine_from_settings
 from almanac.app.environment import Environment
 from almanac.app.history import HistoryStore
 from almanac.app.library import LibraryChange, is_inside
 from almanac.app.models import ModelSelection
 from almanac.app.services import ModelChoice, Services
 from almanac.app.settings import Settings, SettingsError, SettingsStore
-from almanac.core.answering.answer import AnswerService
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
 from almanac.core.indexing.sync import SyncState
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo
@@ -63,6 +62,7 @@ from almanac.core.records import (
     IngestReport,
 )
 from almanac.core.system.discovery import display_key
+from almanac.ui.ask_controller import AskController
 from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
@@ -111,9 +111,8 @@ class MainWindow(QMainWindow):
         self.models = ModelSelection(settings_store, self.settings, environment=environment)
         self.first_start = first_start
         self.conversation_id: int | None = None
-        self._asking_conversation: int | None = None
-        self._last_question: tuple[str, list[ChatMessage]] | None = None
-        self._generating = False
+        # One question at a time, answered on the model worker and saved where it was asked.
+        self.asker = AskController(services, history, model_worker, self)
         self._indexing_label = ""
         self._closed = False
         self._model_failed = False
@@ -325,19 +324,17 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(shortcut))
 
     def _connect_worker(self) -> None:
+        self.asker.token.connect(self._on_token)
+        self.asker.answered.connect(self._on_answered)
+        self.asker.failed.connect(self._on_failed)
         w = self.model_worker
-        w.token.connect(self._on_token)
-        w.answered.connect(self._on_answered)
-        w.failed.connect(self._on_failed)
         w.loaded.connect(self._on_model_loaded)
         w.load_failed.connect(self._on_model_load_failed)
 
     def _disconnect_worker(self) -> None:
+        self.asker.detach()
         w = self.model_worker
         for signal, slot in (
-            (w.token, self._on_token),
-            (w.answered, self._on_answered),
-            (w.failed, self._on_failed),
             (w.loaded, self._on_model_loaded),
             (w.load_failed, self._on_model_load_failed),
         ):
@@ -431,7 +428,7 @@ class MainWindow(QMainWindow):
             Entry(m.role, m.content, m.answer) for m in self.history.messages(conversation_id)
         ]
         self.transcript.set_entries(entries)
-        if self._generating and self._asking_conversation == conversation_id:
+        if self.asker.asking_in(conversation_id):
             self.transcript.start_answer()
         if not entries:
             self._show_welcome()
@@ -445,7 +442,7 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
 
     def delete_conversation(self, conversation_id: int) -> None:
-        if self._generating and self._asking_conversation == conversation_id:
+        if self.asker.asking_in(conversation_id):
             self.stop_generation()
         self.history.delete(conversation_id)
         if self.conversation_id == conversation_id:
@@ -473,14 +470,15 @@ class MainWindow(QMainWindow):
         self.send()
 
     def _ask(self, question: str, prior: list[ChatMessage]) -> None:
-        self._generating = True
-        self._asking_conversation = self.conversation_id
-        self._last_question = (question, prior)
+        self.asker.ask(self.settings, self.conversation_id, question, prior)
         self.show_notice("")
         self.transcript.start_answer()
         self._update_buttons()
         self.statusBar().showMessage("Answering…")
-        self.model_worker.ask(self._service_factory(), question, prior)
+
+    @property
+    def _generating(self) -> bool:
+        return self.asker.generating
 
     def _chat_history(self) -> list[ChatMessage]:
         history: list[ChatMessage] = []
@@ -491,18 +489,8 @@ class MainWindow(QMainWindow):
                 history.append(ChatMessage("assistant", e.answer.text))
         return history
 
-    def _service_factory(self) -> Callable[[Engine | None], AnswerService]:
-        # Values captured here, on the GUI thread; the factory runs on the model thread.
-        services, settings = self.services, self.settings
-
-        def factory(engine: Engine | None) -> AnswerService:
-            return build_answer_service(services, engine, settings)
-
-        return factory
-
     def stop_generation(self) -> None:
-        if self._generating:
-            self.model_worker.stop()
+        if self.asker.stop():
             self.statusBar().showMessage("Stopping…", 2000)
 
     def regenerate(self) -> None:
@@ -527,23 +515,17 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Answer copied", 2000)
 
     def _streaming_here(self) -> bool:
-        return self._generating and self._asking_conversation == self.conversation_id
+        return self.asker.asking_in(self.conversation_id)
 
-    def _on_token(self, piece: str) -> None:
-        if not self._closed and self._streaming_here():
+    def _on_token(self, piece: str, conversation_id: int | None) -> None:
+        if not self._closed and conversation_id == self.conversation_id:
             self.transcript.append_token(piece)
 
-    def _on_answered(self, answer: object) -> None:
-        if self._closed or not isinstance(answer, Answer):
+    def _on_answered(self, answer: Answer, conversation_id: int | None) -> None:
+        if self._closed:
             return
-        self._generating = False
-        cid = self._asking_conversation
-        if cid is not None:
-            with contextlib.suppress(KeyError):  # the conversation was deleted meanwhile
-                self.history.add_message(cid, "assistant", answer.text, answer=answer)
-        if cid == self.conversation_id:
+        if conversation_id == self.conversation_id:
             self.transcript.finish_answer(answer)
-        self._asking_conversation = None
         seconds = f"{answer.seconds_total:.1f} s"
         self.statusBar().showMessage(
             ("Stopped" if answer.stopped else "Answered") + f" in {seconds}", 5000
@@ -551,13 +533,11 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         self._update_buttons()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, conversation_id: int | None) -> None:
         if self._closed:
             return
-        self._generating = False
-        if self._asking_conversation == self.conversation_id:
+        if conversation_id == self.conversation_id:
             self.transcript.add_error(f"Could not answer: {message}")
-        self._asking_conversation = None
         self.statusBar().showMessage("Answering failed", 5000)
         self._update_buttons()
 
