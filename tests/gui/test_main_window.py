@@ -225,6 +225,25 @@ def test_sources_only_answer_lists_passages_and_opens_pdf_page(qtbot, make_windo
     assert [m.role for m in messages] == ["user", "assistant"]
 
 
+def test_an_answer_is_saved_in_the_chat_that_asked_after_switching_chats(
+    qtbot, make_window
+) -> None:
+    window = make_window()
+    other = window.history.create("Another chat").id
+    window.ask(QUESTION)  # answered on the model worker, after the switch below
+    asking = window.conversation_id
+    assert asking is not None and window._generating
+    window.open_conversation(other)
+    qtbot.waitUntil(lambda: not window._generating, timeout=60000)
+    saved = window.history.messages(asking)
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert saved[-1].answer is not None and saved[-1].answer.citations
+    assert window.history.messages(other) == []
+    assert window.transcript.entries == []  # the open chat did not get the other's answer
+    window.open_conversation(asking)
+    assert [e.role for e in window.transcript.entries] == ["user", "assistant"]
+
+
 def test_shift_enter_is_a_newline_and_other_links_are_not_followed(qtbot, make_window) -> None:
     window = make_window()
     qtbot.keyClicks(window.input, "line one")
