@@ -37,16 +37,26 @@ class ModelSelection:
         chosen = self.settings.model_path
         return choose_model(Path(chosen) if chosen else None, env=self.environment)
 
-    def add(
+    def check(
         self, path: Path, *, progress: Callable[[int, int], None] | None = None
-    ) -> tuple[AddedModel, Settings]:
-        """Check the GGUF (header; hash against the catalog, seconds for a large file), then save
-        it as the user's model. Raises what the check or saving raises; Settings stay as they
-        were then."""
-        added = add_model(path, progress=progress)
+    ) -> AddedModel:
+        """Check the GGUF (header; hash against the catalog, seconds for a large file: a front
+        end runs this off its GUI thread). Raises what the check raises."""
+        return add_model(path, progress=progress)
+
+    def use(self, added: AddedModel) -> Settings:
+        """Save a checked model as the user's model. Raises what saving raises; Settings stay
+        as they were then."""
         new = dataclasses.replace(self.settings, model_path=str(added.path))
         self.settings_store.save(new)
         self.settings = new
         if self.on_change is not None:
             self.on_change(self.current())
-        return added, new
+        return new
+
+    def add(
+        self, path: Path, *, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[AddedModel, Settings]:
+        """``check`` then ``use``."""
+        added = self.check(path, progress=progress)
+        return added, self.use(added)

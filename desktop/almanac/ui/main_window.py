@@ -51,7 +51,7 @@ from almanac.app.settings import Settings, SettingsError, SettingsStore
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
 from almanac.core.indexing.sync import SyncState
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo
-from almanac.core.llm.catalog import AddedModel, add_model
+from almanac.core.llm.catalog import AddedModel
 from almanac.core.llm.gguf_file import describe
 from almanac.core.records import (
     Answer,
@@ -657,6 +657,7 @@ class MainWindow(QMainWindow):
     def add_model_file(self, path: Path) -> TaskHandle:
         """Check the GGUF (header, catalog hash) in the background, then save and load it."""
         self.statusBar().showMessage(f"Checking {path.name}…")
+        models = self.models
 
         def work(progress: ProgressFn, cancel: threading.Event) -> AddedModel:
             def on_hash(done: int, total: int) -> None:
@@ -664,7 +665,7 @@ class MainWindow(QMainWindow):
                     raise TaskCancelled()
                 progress((done, total))
 
-            return add_model(path, progress=on_hash)
+            return models.check(path, progress=on_hash)
 
         def on_progress(value: object) -> None:
             if isinstance(value, tuple) and len(value) == 2 and value[1]:
@@ -681,16 +682,15 @@ class MainWindow(QMainWindow):
     def _model_added(self, added: AddedModel) -> None:
         if self._closed:
             return
-        new = dataclasses.replace(self.settings, model_path=str(added.path))
+        self.models.settings = self.settings
         try:
-            self.settings_store.save(new)
+            self.settings = self.models.use(added)
         except SettingsError as exc:
             self.show_notice("; ".join(exc.reasons))
             return
         except OSError as exc:
             self.show_notice(f"Could not save the settings: {exc}")
             return
-        self.settings = new
         verified = " (verified against the catalog)" if added.verified else ""
         self.statusBar().showMessage(f"Model added: {describe(added.info)}{verified}", 8000)
         self.show_notice("")
