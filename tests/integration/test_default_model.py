@@ -265,7 +265,7 @@ def test_the_real_default_model_answers_with_a_citation(sample_kb_dir) -> None:
         },
         "--temperature",
         "0",
-        question="Which ports does LAN sync use?",
+        question="How long does a file lock last before it is released automatically?",
     )
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)

@@ -1,12 +1,12 @@
 """The default model's runtime file: its base re-quantized to a type llama.cpp reads faster on CPU.
 
-The package index carries SmolLM2-135M-Instruct as Q4_1. llama.cpp repacks Q4_K and Q4_0 matrices
-for the CPU's vector units when it loads them and has no such path for Q4_1, so the same model
-reads an 840-token prompt in less than 60 % of the CPU time as Q4_K_M (figures in
-models/default/MODEL_CARD.md). The file is derived once, in about a second, from the verified
-base, and is checked against the manifest's SHA-256: llama.cpp's quantizer is deterministic, so a
-different hash means a different llama.cpp (or a damaged cache), and then the base itself is
-used, which answers the same questions, only slower. Nothing here downloads anything.
+The package index carries SmolLM2-135M-Instruct as Q4_1. llama.cpp repacks Q4_0 (and Q4_K)
+matrices for the CPU's vector units when it loads them and has no such path for Q4_1, so the same
+model reads an 840-token prompt in half the CPU time as Q4_0 (figures and the choice between the
+two in models/default/MODEL_CARD.md). The file is derived once, in about a second, from the
+verified base, and is checked against the manifest's SHA-256: llama.cpp's quantizer is
+deterministic, so a different hash means a different llama.cpp (or a damaged cache), and then the
+base itself is used. Nothing here downloads anything.
 """
 
 from __future__ import annotations
