@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.asker = AskController(services, history, model_worker, self)
         self._indexing_label = ""
         self._closed = False
+        self._library_requests = 0  # refresh_library: only the newest answer is shown
         self._model_failed = False
         self._viewer_width = 0  # the source pane's width when last closed
         self._sidebar_hidden = False  # the list made room for the source pane
@@ -873,12 +874,17 @@ class MainWindow(QMainWindow):
             return None
         store = self.services.store
         exclusions = self.services.ingestor.exclusions
+        # The runner has two threads, so two refreshes can finish out of order: one that read
+        # the index before a removal, finishing last, would show the removed document until the
+        # next change (live sync's delete, then nothing). The newest request's answer wins.
+        self._library_requests += 1
+        request = self._library_requests
 
         def work(_progress: ProgressFn, _cancel: threading.Event) -> list[DocumentInfo]:
             return list(store.documents().values())
 
         def done(documents: list[DocumentInfo]) -> None:
-            if not self._closed:
+            if not self._closed and request == self._library_requests:
                 self.library.set_excluded(exclusions.keys())
                 self.library.set_documents(documents)
                 self._check_fresh_copies(documents)
