@@ -30,7 +30,7 @@ def check_office_zip(data: bytes, label: str, old_format: str) -> None:
         if "EncryptedPackage".encode("utf-16-le") in data:
             raise EncryptedDocumentError(f"{label} is password-protected")
         raise CorruptDocumentError(
-            f"this is an old {old_format} file, not {label}; save it as {label}"
+            f"this is an old {old_format} file, not {label}; save it as .{label.lower()}"
         )
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise CorruptDocumentError(f"not a valid {label} file (not a ZIP archive)")

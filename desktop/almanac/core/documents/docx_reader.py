@@ -8,24 +8,12 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from almanac.core.documents.errors import (
-    CorruptDocumentError,
-    DocumentError,
-    EncryptedDocumentError,
-    ExpansionLimitError,
-)
-from almanac.core.documents.limits import (
-    MAX_ARCHIVE_MEMBERS,
-    MAX_COMPRESSION_RATIO,
-    MAX_UNPACKED_BYTES,
-    MAX_XML_PART_BYTES,
-    RATIO_CHECK_FROM_BYTES,
-)
+from almanac.core.documents.archive import check_office_zip
+from almanac.core.documents.errors import CorruptDocumentError, DocumentError
 from almanac.core.documents.text import BlockWriter
 from almanac.core.records import ParsedDocument
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _HEADING_STYLE = re.compile(r"heading ([1-9])", re.IGNORECASE)
 
 
@@ -44,14 +32,7 @@ def read(data: bytes, kind: str = "docx") -> ParsedDocument:
 
 
 def _open(data: bytes) -> Any:
-    if data.startswith(_OLE_MAGIC):
-        # Word saves password-protected .docx files as an OLE container holding "EncryptedPackage".
-        if "EncryptedPackage".encode("utf-16-le") in data:
-            raise EncryptedDocumentError("DOCX is password-protected")
-        raise CorruptDocumentError("this is an old Word .doc file, not DOCX; save it as .docx")
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise CorruptDocumentError("not a valid DOCX file (not a ZIP archive)")
-    _check_expansion(data)
+    check_office_zip(data, "DOCX", "Word .doc")
     import docx
 
     try:
@@ -67,40 +48,6 @@ def _open(data: bytes) -> Any:
         raise CorruptDocumentError("not a valid DOCX file (damaged ZIP archive)") from exc
     except Exception as exc:
         raise CorruptDocumentError(f"not a valid DOCX file ({type(exc).__name__})") from exc
-
-
-def _check_expansion(data: bytes) -> None:
-    """Refuse a ZIP bomb from its directory, before anything is inflated. The declared sizes are
-    binding: zipfile never inflates a member past its declared size (it fails the CRC instead)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
-        raise CorruptDocumentError("not a valid DOCX file (damaged ZIP archive)") from exc
-    if len(members) > MAX_ARCHIVE_MEMBERS:
-        raise ExpansionLimitError(
-            f"DOCX refused as a ZIP bomb: {len(members):,} parts (the limit is "
-            f"{MAX_ARCHIVE_MEMBERS:,})"
-        )
-    total = sum(m.file_size for m in members)
-    if total > MAX_UNPACKED_BYTES:
-        raise ExpansionLimitError(
-            f"DOCX refused as a ZIP bomb: it unpacks to {total / 2**20:,.0f} MiB (the limit is "
-            f"{MAX_UNPACKED_BYTES / 2**20:.0f} MiB)"
-        )
-    for member in members:
-        name = member.filename
-        if name.lower().endswith((".xml", ".rels")) and member.file_size > MAX_XML_PART_BYTES:
-            raise ExpansionLimitError(
-                f"DOCX refused: {name} is {member.file_size / 2**20:,.0f} MiB of XML (the limit "
-                f"is {MAX_XML_PART_BYTES / 2**20:.0f} MiB)"
-            )
-        ratio = member.file_size / max(member.compress_size, 1)
-        if member.file_size >= RATIO_CHECK_FROM_BYTES and ratio > MAX_COMPRESSION_RATIO:
-            raise ExpansionLimitError(
-                f"DOCX refused as a ZIP bomb: {name} inflates {ratio:,.0f} times (the limit is "
-                f"{MAX_COMPRESSION_RATIO})"
-            )
 
 
 def _body_blocks(container: Any) -> Iterator[Any]:
