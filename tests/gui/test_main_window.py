@@ -465,7 +465,16 @@ def test_live_sync_follows_the_folder_and_shows_its_state(qtbot, make_window, en
     hits = env.services.searcher.search("kettle descaler", 3).hits
     assert hits and hits[0].path.endswith("kettles.md")
     (env.docs / "kettles.md").unlink()
-    qtbot.waitUntil(lambda: "kettles.md" not in _indexed(window), timeout=30000)
+    try:
+        qtbot.waitUntil(lambda: "kettles.md" not in _indexed(window), timeout=30000)
+    except qtbot.TimeoutError:
+        sync = window.sync._sync
+        stored = sorted(Path(p).name for p in env.services.store.documents())
+        raise AssertionError(
+            f"the deleted file is still listed: status {window.sync_status.text()!r}, "
+            f"store {stored}, sync stats {sync.stats if sync else None}, "
+            f"pending {sync.state if sync else None}"
+        ) from None
     assert "error" not in window.sync_status.text()
     window.close()
     assert not window.sync.running
