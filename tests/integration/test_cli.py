@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from almanac.core.system.discovery import path_key
 
 HIT_FIELDS = {"path", "page", "start", "end", "heading", "score", "text"}
 
@@ -104,18 +107,72 @@ def test_status_json(sample_index) -> None:
     assert status["by_status"] == {"indexed": 10}
 
 
-def test_remove_and_reingest_unchanged(sample_index, tmp_path) -> None:
+def _status(kb: Path) -> dict:
+    run = cli("status", "--kb", str(kb), "--json")
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_remove_excludes_until_ingested_again(sample_index, tmp_path) -> None:
+    """`almanac remove` is the app's remove: out of the index, kept on disk, and left out by the
+    folder ingest that reconciles the index with the disk until the path is named again."""
     docs, kb = sample_index
     copy = tmp_path / "kb"
     shutil.copytree(kb, copy)
-    run = cli("remove", str(docs / "policies"), "--kb", str(copy))
+    policies = docs / "policies"
+    run = cli("remove", str(policies), "--kb", str(copy))
     assert run.returncode == 0 and "removed 4 documents" in run.stdout
-    status = json.loads(cli("status", "--kb", str(copy), "--json").stdout)
-    assert status["documents"] == 6
-    again = cli("remove", str(docs / "policies"), "--kb", str(copy))
+    assert policies.is_dir()  # kept on disk
+    status = _status(copy)
+    assert status["documents"] == 6 and status["excluded"] == [path_key(policies)]
+    text = cli("status", "--kb", str(copy)).stdout
+    assert "Excluded: 1" in text and f"excluded: {path_key(policies)}" in text
+    again = cli("remove", str(policies), "--kb", str(copy))
     assert again.returncode == 1 and again.stderr.startswith("almanac: error: nothing to remove")
-    run = cli("ingest", str(docs), "--kb", str(copy), "-q")
-    assert "added 4" in run.stdout and "unchanged 6" in run.stdout
+    assert _status(copy)["excluded"] == [path_key(policies)]  # a failed remove changes nothing
+    # The reconciliation: the whole folder, pruned. The removed folder stays out.
+    run = cli("ingest", str(docs), "--kb", str(copy), "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert (report["added"], report["unchanged"]) == (0, 6)
+    assert report["excluded"] == [path_key(policies)] and report["included_again"] == []
+    assert "1 removed file or folder left out" in run.stderr
+    assert _status(copy)["documents"] == 6
+    # Named again: back in, and no longer excluded.
+    run = cli("ingest", str(policies), "--kb", str(copy), "-q")
+    assert run.returncode == 0, run.stderr
+    assert "added 4" in run.stdout and "included again" in run.stdout
+    status = _status(copy)
+    assert status["documents"] == 10 and status["excluded"] == []
+
+
+def test_a_removed_file_stays_out_of_watch(sample_index, tmp_path) -> None:
+    """A file removed from a watched folder is not indexed again by `almanac watch`'s start-up
+    reconciliation (the same pass the app's live sync runs at start)."""
+    docs, kb = sample_index
+    copy = tmp_path / "kb"
+    shutil.copytree(kb, copy)
+    doc = next(p for p in sorted((docs / "policies").iterdir()) if p.is_file())
+    run = cli("remove", str(doc), "--kb", str(copy))
+    assert run.returncode == 0 and "removed 1 document " in run.stdout
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "almanac", "watch", str(docs), "--kb", str(copy)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        line = watch.stdout.readline()
+        assert line.startswith("reconciled: added 0,"), line + (
+            watch.stderr.read() if watch.stderr else ""
+        )
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.communicate(timeout=60)
+    status = _status(copy)
+    assert status["documents"] == 9 and status["excluded"] == [path_key(doc)]
+    assert path_key(doc) not in {f["path"] for f in status["files"]}
 
 
 @pytest.mark.parametrize(

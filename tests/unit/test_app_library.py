@@ -10,7 +10,14 @@ from typing import Any, cast
 
 import pytest
 
-from almanac.app.library import Library, LibraryChange, unique_destination
+from almanac.app.library import (
+    Library,
+    LibraryChange,
+    excluded_within,
+    include_named,
+    remove_documents,
+    unique_destination,
+)
 from almanac.app.models import ModelSelection
 from almanac.app.services import ModelChoice
 from almanac.app.settings import Settings, SettingsStore
@@ -113,6 +120,81 @@ def test_remove_excludes_until_added_again(tmp_path: Path) -> None:
     doc.write_text("x")
     library.add([doc])
     assert not ingestor.exclusions.excludes(key)
+
+
+def test_a_remove_that_removed_nothing_excludes_nothing(tmp_path: Path) -> None:
+    ingestor = _Ingestor(tmp_path)
+    ingestor.remove = lambda paths, **_options: 0  # type: ignore[method-assign]
+    older = path_key(tmp_path / "docs" / "a" / "kept-out.md")
+    ingestor.exclusions.add([older])
+    folder = path_key(tmp_path / "docs" / "a")
+    assert remove_documents(cast(Ingestor, ingestor), [folder, older]) == 0
+    assert ingestor.exclusions.keys() == [older]  # the earlier exclusion stays
+
+
+def test_a_failed_remove_excludes_nothing(tmp_path: Path) -> None:
+    ingestor = _Ingestor(tmp_path)
+
+    def busy(_paths: Sequence[Path], **_options: Any) -> int:
+        raise RuntimeError("gave up waiting")
+
+    ingestor.remove = busy  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        remove_documents(cast(Ingestor, ingestor), [path_key(tmp_path / "x.md")])
+    assert ingestor.exclusions.keys() == []
+
+
+def test_naming_a_removed_path_includes_it_again_but_its_folder_does_not(tmp_path: Path) -> None:
+    exclusions = Exclusions(tmp_path / "excluded.json")
+    docs = tmp_path / "docs"
+    one, other = docs / "one.md", docs / "sub" / "other.md"
+    exclusions.add([path_key(one), path_key(other)])
+    # The folder ingest that reconciles the index with the disk leaves both out.
+    assert include_named(exclusions, [docs]) == []
+    assert excluded_within(exclusions, [docs]) == sorted([path_key(one), path_key(other)])
+    assert include_named(exclusions, [one]) == [path_key(one)]
+    assert exclusions.keys() == [path_key(other)]
+    # A removed folder named again brings back everything under it; a file in it does not.
+    exclusions.add([path_key(docs / "sub")])
+    assert include_named(exclusions, [other]) == [path_key(other)]
+    assert exclusions.excludes(path_key(other))
+    assert excluded_within(exclusions, [other]) == [path_key(docs / "sub")]
+    assert include_named(exclusions, [docs / "sub"]) == [path_key(docs / "sub")]
+    assert exclusions.keys() == []
+
+
+def test_exclusions_see_what_another_process_wrote(tmp_path: Path) -> None:
+    app = Exclusions(tmp_path / "excluded.json")
+    cli = Exclusions(tmp_path / "excluded.json")  # `almanac remove` while the app runs
+    cli.add(["/docs/a.md"])
+    assert app.excludes("/docs/a.md")
+    app.add(["/docs/b.md"])  # a change keeps what the other wrote
+    assert cli.keys() == ["/docs/a.md", "/docs/b.md"]
+    cli.discard(["/docs/a.md"])
+    assert app.keys() == ["/docs/b.md"]
+
+
+def test_include_again_discards_and_indexes_what_is_present(tmp_path: Path) -> None:
+    library, ingestor, changes = _library(tmp_path)
+    present = tmp_path / "docs" / "back.md"
+    present.parent.mkdir()
+    present.write_text("x")
+    keys = [path_key(present), path_key(tmp_path / "docs" / "gone.md")]
+    ingestor.exclusions.add(keys)
+    library.include_again(keys)
+    assert ingestor.exclusions.keys() == []
+    assert ingestor.ingested == [
+        (
+            [present],
+            {
+                "progress": None,
+                "cancel": None,
+                "prune": False,
+                "roots": [tmp_path / "docs"],
+            },
+        )
+    ]
+    assert changes[-1].indexed == (present,)
 
 
 def test_reindex_forces_the_present_files(tmp_path: Path) -> None:

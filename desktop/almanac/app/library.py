@@ -2,7 +2,12 @@
 folder under a name that never overwrites, or indexed where they are), re-index, remove. Every
 write goes through the Ingestor's one writer queue (core.indexing.writer); when one has changed the
 index, ``on_change`` hears what changed, so a front end refreshes on one notification instead of
-after each call site."""
+after each call site.
+
+Removing and including again are also functions of their own (:func:`remove_documents`,
+:func:`include_named`), shared by the window and the command line: ``almanac remove`` removes
+through them without loading the embedder (:class:`IndexEditor`), ``almanac ingest`` of a removed
+path includes it again."""
 
 from __future__ import annotations
 
@@ -15,8 +20,11 @@ from pathlib import Path
 from typing import Protocol
 
 from almanac.core.documents import is_supported
+from almanac.core.indexing.exclusions import EXCLUSIONS_FILE, Exclusions
 from almanac.core.indexing.ingest import Ingestor, ProgressCallback
+from almanac.core.indexing.writer import IndexWriter, WaitCallback
 from almanac.core.records import IngestReport
+from almanac.core.store.store import Store
 from almanac.core.system.discovery import key_path, path_key
 
 
@@ -67,6 +75,99 @@ def is_inside(path: Path, roots: Sequence[Path]) -> Path | None:
         if resolved == base or resolved.is_relative_to(base):
             return resolved
     return None
+
+
+class ExcludingIndex(Protocol):
+    """What removing needs: the knowledge base's exclusion list and a write that forgets
+    documents (an :class:`~almanac.core.indexing.ingest.Ingestor`, or an :class:`IndexEditor`)."""
+
+    exclusions: Exclusions
+
+    def remove(
+        self,
+        paths: Sequence[Path],
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> int: ...
+
+
+class IndexEditor:
+    """A knowledge base opened for removals without loading its embedder (``almanac remove``):
+    the same writer (it waits for another process updating the index, and repairs what a
+    crashed write left), the same exclusion list and the same removal as its Ingestor's."""
+
+    def __init__(self, kb_dir: Path) -> None:
+        self.store = Store.open_existing(kb_dir)
+        self.exclusions = Exclusions(kb_dir / EXCLUSIONS_FILE)
+        self.writer = IndexWriter(kb_dir, on_crash=self.store.sweep_orphans)
+
+    def remove(
+        self,
+        paths: Sequence[Path],
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> int:
+        keys = [path_key(p) for p in paths]
+
+        def job(_stop: threading.Event) -> int:
+            removed = self.store.remove_under(keys)
+            self.store.maybe_maintain()
+            return removed
+
+        return self.writer.run("remove", job, cancel=cancel, on_wait=on_wait)
+
+
+def remove_documents(
+    index: ExcludingIndex,
+    keys: Sequence[str],
+    *,
+    cancel: threading.Event | None = None,
+    on_wait: WaitCallback | None = None,
+) -> int:
+    """The remove use case: out of the index, kept on disk, and excluded until included again
+    (otherwise the next reconciliation with the folders - the app's start, live sync, ``almanac
+    watch``, a folder ingest - would index it again). A folder's key removes and excludes
+    everything under it. Returns how many documents were removed; a key that removed nothing
+    (or a removal that failed or was cancelled) leaves no new exclusion behind."""
+    keys = list(dict.fromkeys(k for k in keys if k))
+    exclusions = index.exclusions
+    # Excluded before the write, so a reconciliation queued behind it can't index them again.
+    new = [k for k in keys if not exclusions.excludes(k)]
+    exclusions.add(new)
+    try:
+        removed = index.remove([key_path(k) for k in keys], cancel=cancel, on_wait=on_wait)
+    except BaseException:
+        exclusions.forget(new)
+        raise
+    if removed == 0:
+        exclusions.forget(new)
+    return removed
+
+
+def include_named(exclusions: Exclusions, paths: Iterable[Path]) -> list[str]:
+    """Include again what the user names: each path that is itself an excluded entry (a removed
+    file, or a removed folder with everything excluded under it). A folder that merely holds
+    removed documents includes none of them: a folder ingest is also how the index is
+    reconciled with the disk, and must not undo removals. Returns the keys included again."""
+    listed = set(exclusions.keys())
+    again = [k for k in dict.fromkeys(path_key(p) for p in paths) if k in listed]
+    if again:
+        exclusions.discard(again)
+    return again
+
+
+def excluded_within(exclusions: Exclusions, paths: Iterable[Path]) -> list[str]:
+    """The excluded entries an ingest of ``paths`` leaves out: at or under a named path, or a
+    removed folder that holds a named path."""
+    keys = list(exclusions.keys())
+    found: set[str] = set()
+    for named in {path_key(p) for p in paths}:
+        prefix = named.rstrip("/") + "/"
+        found.update(k for k in keys if k == named or k.startswith(prefix))
+        found.update(k for k in keys if named.startswith(k.rstrip("/") + "/"))
+    return sorted(found)
 
 
 def _ignore_unsupported(folder: str, names: list[str]) -> set[str]:
@@ -156,10 +257,40 @@ class Library:
         self._changed(LibraryChange(indexed=tuple(present), report=report))
         return report
 
-    def remove(self, keys: Sequence[str], *, cancel: threading.Event | None = None) -> int:
-        """Out of the index, kept on disk, and excluded until added again (otherwise the next
-        reconciliation with the folders would index it again). Returns how many were removed."""
-        self.ingestor.exclusions.add(keys)
-        removed = self.ingestor.remove([key_path(k) for k in keys], cancel=cancel)
+    def remove(
+        self,
+        keys: Sequence[str],
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> int:
+        """Out of the index, kept on disk, and excluded until added or included again
+        (:func:`remove_documents`). Returns how many were removed."""
+        removed = remove_documents(self.ingestor, keys, cancel=cancel, on_wait=on_wait)
         self._changed(LibraryChange(removed=tuple(keys)))
         return removed
+
+    def include_again(
+        self,
+        keys: Sequence[str],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        """Excluded documents back into the index (those still on disk): each key, and what is
+        excluded under a key that is a folder."""
+        self.ingestor.exclusions.discard(keys)
+        present = [p for p in (key_path(k) for k in keys) if p.exists()]
+        report = IngestReport()
+        if present:
+            # Read within the documents folders (as live sync does) when they hold them all.
+            inside = self.folders and all(is_inside(p, self.folders) for p in present)
+            report = self.ingestor.ingest(
+                present,
+                progress=progress,
+                cancel=cancel,
+                prune=False,
+                roots=self.folders if inside else None,
+            )
+        self._changed(LibraryChange(indexed=tuple(present), report=report))
+        return report

@@ -1,4 +1,5 @@
-"""``almanac status``: documents, chunks and per-file errors."""
+"""``almanac status``: documents, chunks, per-file errors, and what was removed but kept on disk
+(excluded until ``almanac ingest`` names it again)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from almanac.core.indexing.exclusions import EXCLUSIONS_FILE, Exclusions
     from almanac.core.store.store import Store
+    from almanac.core.system.discovery import display_key
 
     kb = _kb(args)
     store = Store.open_existing(kb)
+    excluded = Exclusions(kb / EXCLUSIONS_FILE).keys()
     docs = sorted(store.documents().values(), key=lambda d: d.path)
     by_status: dict[str, int] = {}
     for doc in docs:
@@ -45,6 +49,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         }
                         for d in docs
                     ],
+                    "excluded": excluded,
                 }
             )
         )
@@ -56,4 +61,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if doc.error:
             label = "error" if doc.status.value == "error" else "warning"
             print(f"  {label}: {_shown(doc.path)}: {_shown(doc.error)}")
+    if excluded:
+        print(
+            f"Excluded: {len(excluded)} (removed but kept on disk; "
+            "`almanac ingest PATH` includes one again)"
+        )
+        for key in excluded:
+            print(f"  excluded: {_shown(display_key(key))}")
     return EXIT_OK
