@@ -53,12 +53,13 @@ _FORMATS: dict[str, tuple[str, str]] = {
 }
 
 # Kinds whose reading may run OCR (seconds per page): ingest reads them in its slow lane.
-OCR_KINDS: frozenset[str] = frozenset({"pdf", "image"})
+# A mail is one of them when a scanned PDF or an image is attached to it.
+OCR_KINDS: frozenset[str] = frozenset({"pdf", "image", "eml", "mbox"})
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 # Bump when any reader's output changes: knowledge bases re-read their files once (vectors of
 # unchanged chunks are reused).
-READERS_VERSION = 4
+READERS_VERSION = 5  # 5: e-mail attachments by page, with their own headings
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
@@ -150,6 +151,10 @@ def ocr_pending(path: Path, data: bytes) -> bool:
         from almanac.core.documents import pdf
 
         return pdf.ocr_pending(data)
+    if kind in ("eml", "mbox"):
+        from almanac.core.documents import email_reader
+
+        return email_reader.ocr_pending(data, kind)
     from almanac.core.documents import image_reader
 
     return image_reader.ocr_pending(data)

@@ -6,9 +6,17 @@ or everything after an Outlook "Original Message" separator) is dropped when the
 is in the same file, so a passage is indexed once, where it was written. A quote of a message the
 file does not hold is kept: it is the only copy.
 
-Attachments whose type Almanac reads (PDF, DOCX, spreadsheets, ...) are read with their own reader
-and indexed under the message: a section headed ``subject > Attachment: name``. Images are left
-out here (OCR belongs to its own, slower lane, not inside a mail's parse).
+Attachments whose type Almanac reads (PDF, DOCX, XLSX, PPTX, Markdown, text, HTML, CSV, and images
+through OCR) are read by the same reader as a file of that type and indexed under their message:
+each page of an attachment is its own part of the mail's text, headed ``Attachment: name, page N``
+(``Attachment: name`` for unpaged formats), and the attachment's own sections keep their headings
+below it. So a citation reads ``mail.eml - subject - sender - date > Attachment: invoice.pdf,
+page 2 > heading``: the message, the attachment and the attachment's own page. Attachments live
+inside the mail's document, so removing or changing the mail removes or refreshes them with it,
+and nothing is ever written out: attachments are parsed from memory. An attachment that cannot be
+read (damaged, password-protected, past a size limit) is named in the file's warnings while the
+message and its other attachments are indexed. Images are read only when attached as files
+(not inline pictures such as signature logos); an image with no text is skipped silently.
 
 A broken message in an mbox (no headers, a damaged base64 body) is reported by number in the
 file's warnings while the good ones are indexed; a file whose every message is broken fails.
@@ -25,14 +33,34 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path, PurePosixPath
 
-from almanac.core.documents.errors import CorruptDocumentError, DocumentError, EmptyDocumentError
+from almanac.core.documents import DEFAULT_MAX_FILE_BYTES
+from almanac.core.documents.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    EmptyDocumentError,
+    FileTooLargeError,
+)
 from almanac.core.documents.text import BlockWriter
-from almanac.core.records import ParsedDocument
+from almanac.core.records import ParsedDocument, Section
 
 # An mbox holding more than this many messages is read up to it (and says so).
 MAX_MESSAGES = 50_000
-# Attachments nest (a mail attached to a mail): one level is read, deeper ones are not.
-_ATTACHMENT_KINDS = (".pdf", ".docx", ".xlsx", ".pptx", ".md", ".txt", ".csv", ".html", ".htm")
+# Attachments read from one file (an mbox of many messages): more are skipped, and said so.
+MAX_ATTACHMENTS = 1_000
+# One attachment may be as large as a file the readers accept on its own (its base64 text is a
+# third larger still, so a mail within the file-size limit cannot exceed it; this is the guard).
+# Each reader then applies its own expansion limits (ZIP bombs, HTML bombs) to it as to a file.
+MAX_ATTACHMENT_BYTES = DEFAULT_MAX_FILE_BYTES
+# Attachments read by the reader of their type; a mail attached to a mail is not opened.
+_DOCUMENT_KINDS = (
+    *(".pdf", ".docx", ".xlsx", ".pptx", ".csv", ".html", ".htm"),
+    *(".md", ".markdown", ".txt", ".text", ".rst"),
+)
+_IMAGE_KINDS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+# What an attachment may need OCR for: a cheap test before a mail is parsed to find out.
+_OCR_HINT = re.compile(
+    rb"\.(?:pdf|png|jpe?g|tiff?|webp|bmp)\b|image/|application/pdf", re.IGNORECASE
+)
 
 _MBOX_SEPARATOR = re.compile(rb"^From [^\r\n]*\r?\n", re.MULTILINE)
 _ATTRIBUTION = re.compile(r"^(On .{0,200}wrote:|.{0,200} schrieb:|Le .{0,200} a écrit ?:)\s*$")
@@ -49,13 +77,45 @@ class BrokenMessage(CorruptDocumentError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Attachment:
+    name: str  # the file name as the mail gives it (display only: nothing is written)
+    payload: bytes
+    damage: str = ""  # why its transfer encoding cannot be trusted, when it cannot
+
+
 @dataclass
 class _Message:
     heading: str
     header_line: str
     own: str  # the text this message wrote
     quotes: list[str] = field(default_factory=list)  # each quoted block, as shown
-    attachments: list[tuple[str, str]] = field(default_factory=list)  # (name, text)
+    attachments: list[_Attachment] = field(default_factory=list)
+
+
+@dataclass
+class _Builder:
+    """The mail's text and sections, built from pieces joined by blank lines."""
+
+    parts: list[str] = field(default_factory=list)
+    size: int = 0
+    sections: list[Section] = field(default_factory=list)
+
+    def add(self, text: str, sections: list[Section] | tuple[Section, ...]) -> None:
+        """Append ``text``; ``sections`` index into it and are shifted to the mail's offsets."""
+        if self.parts:
+            self.parts.append("\n\n")
+            self.size += 2
+        offset = self.size
+        self.parts.append(text)
+        self.size += len(text)
+        for s in sections:
+            self.sections.append(
+                Section(s.text, s.heading_path, None, s.start + offset, s.end + offset)
+            )
+
+    def finish(self) -> tuple[str, tuple[Section, ...]]:
+        return "".join(self.parts), tuple(self.sections)
 
 
 def read(data: bytes, kind: str = "eml") -> ParsedDocument:
@@ -73,9 +133,12 @@ def read(data: bytes, kind: str = "eml") -> ParsedDocument:
         if broken:
             raise CorruptDocumentError("no readable message: " + "; ".join(broken[:5]))
         raise EmptyDocumentError("no e-mail messages in this file")
-    writer = BlockWriter()
+    builder = _Builder()
+    failed: list[str] = []
+    attachments_read = 0
     own_texts = [_normalized(m.own) for m in messages]
     for index, message in enumerate(messages):
+        writer = BlockWriter()
         writer.heading(1, message.heading)
         blocks = [message.header_line, message.own]
         others = own_texts[:index] + own_texts[index + 1 :]
@@ -84,16 +147,102 @@ def read(data: bytes, kind: str = "eml") -> ParsedDocument:
             if not any(_normalized(_unquoted(quote)) in other for other in others if other):
                 blocks.append(quote)
         writer.block("\n\n".join(b for b in blocks if b.strip()))
-        for name, text in message.attachments:
-            writer.heading(2, f"Attachment: {name}")
-            writer.block(text)
-    text, sections = writer.finish()
+        builder.add(*writer.finish())
+        where = f"message {index + 1}, " if kind == "mbox" else ""
+        for attachment in message.attachments:
+            if attachments_read >= MAX_ATTACHMENTS:
+                failed.append(f"{where}{attachment.name}: skipped (over {MAX_ATTACHMENTS:,})")
+                continue
+            attachments_read += 1
+            try:
+                document = _attachment_document(attachment)
+            except DocumentError as exc:
+                failed.append(f"{where}{attachment.name}: {exc}")
+                continue
+            if document is not None:
+                _add_attachment(builder, message.heading, attachment.name, document)
+    text, sections = builder.finish()
     warnings: list[str] = []
     if broken:
         warnings.append(f"{len(broken)} broken message(s) skipped: " + "; ".join(broken[:10]))
+    if failed:
+        shown = "; ".join(failed[:10]) + (
+            f"; and {len(failed) - 10} more" if len(failed) > 10 else ""
+        )
+        warnings.append(f"{len(failed)} attachment(s) not read: {shown}")
     if len(raws) > MAX_MESSAGES:
         warnings.append(f"only the first {MAX_MESSAGES:,} messages were read")
-    return ParsedDocument(kind, (text,), tuple(sections), warnings=tuple(warnings))
+    return ParsedDocument(kind, (text,), sections, warnings=tuple(warnings))
+
+
+def ocr_pending(data: bytes, kind: str = "eml") -> bool:
+    """Whether reading this mail would run OCR now: a scanned PDF or an image attached to it
+    whose pages the OCR cache doesn't hold yet (ingest then reads the mail in its slow lane)."""
+    if not _OCR_HINT.search(data):
+        return False
+    from almanac.core.documents import ocr_pending as file_ocr_pending
+
+    try:
+        raws = _split_mbox(data) if kind == "mbox" else [data]
+    except DocumentError:
+        return False  # the reader reports it
+    for raw in raws[:MAX_MESSAGES]:
+        try:
+            message = _message(raw)
+        except DocumentError:
+            continue
+        for attachment in message.attachments:
+            if not attachment.damage and file_ocr_pending(
+                Path(attachment.name), attachment.payload
+            ):
+                return True
+    return False
+
+
+def _add_attachment(
+    builder: _Builder, message_heading: str, name: str, document: ParsedDocument
+) -> None:
+    """Each page of the attachment under its own title; its sections keep their own headings."""
+    pages = range(1, len(document.pages) + 1) if document.paged else [None]
+    for page in pages:
+        page_text = document.page_text(page)
+        own = [s for s in document.sections if s.page == page]
+        if not page_text.strip() or not own:
+            continue
+        numbered = page is not None and (document.kind != "image" or len(document.pages) > 1)
+        title = f"Attachment: {name}" + (f", page {page}" if numbered else "")
+        prefix = (message_heading, title)
+        # The title is written into the text (a viewer shows it) but, like a heading, is not part
+        # of any section's span; the page's text follows it verbatim, so its offsets only shift.
+        shift = len(title) + 2
+        builder.add(
+            f"{title}\n\n{page_text}",
+            [
+                Section(s.text, (*prefix, *s.heading_path), None, s.start + shift, s.end + shift)
+                for s in own
+            ],
+        )
+
+
+def _attachment_document(attachment: _Attachment) -> ParsedDocument | None:
+    """The attachment read by the reader of its type; None when there is nothing to index."""
+    from almanac.core.documents import parse_document
+    from almanac.core.documents.ocr import NoTextInImageError
+
+    if attachment.damage:
+        raise CorruptDocumentError(attachment.damage)
+    if len(attachment.payload) > MAX_ATTACHMENT_BYTES:
+        size = len(attachment.payload) / 2**20
+        limit = MAX_ATTACHMENT_BYTES / 2**20
+        raise FileTooLargeError(
+            f"attachment too large ({size:,.0f} MB; the limit is {limit:,.0f} MB)"
+        )
+    if not attachment.payload:
+        return None
+    try:
+        return parse_document(Path(attachment.name), attachment.payload)
+    except NoTextInImageError:
+        return None  # a photo with no text in it is not an error
 
 
 def _split_mbox(data: bytes) -> list[bytes]:
@@ -111,10 +260,18 @@ def _message(raw: bytes) -> _Message:
     assert isinstance(message, EmailMessage)
     if not any(message.get(h) for h in ("From", "Subject", "Date", "Message-ID", "To")):
         raise BrokenMessage("it has no e-mail headers")
+    attached = {id(part): part for part in message.iter_attachments()}
+    damaged: dict[int, str] = {}
     for part in message.walk():
-        if not part.is_multipart():
-            part.get_payload(decode=True)  # decoding is what records a damaged body's defects
-        _raise_for_defects(part)
+        if part.is_multipart():
+            _raise_for_defects(part)
+            continue
+        part.get_payload(decode=True)  # decoding is what records a damaged body's defects
+        reason = _defect(part)
+        if reason and id(part) in attached:
+            damaged[id(part)] = reason  # a damaged attachment costs itself, not the message
+        elif reason:
+            raise BrokenMessage(reason)
     subject = _header(message, "Subject") or "(no subject)"
     sender = _header(message, "From")
     date = _header(message, "Date")
@@ -125,20 +282,48 @@ def _message(raw: bytes) -> _Message:
     body = _body_text(message)
     own, quotes = _split_quotes(body)
     result = _Message(heading, header_line, own, quotes)
-    for part in message.iter_attachments():
-        name = part.get_filename() or ""
-        if name and PurePosixPath(name).suffix.lower() in _ATTACHMENT_KINDS:
-            text = _attachment_text(part, name)
-            if text:
-                result.attachments.append((name, text))
+    for key, part in attached.items():
+        name = _file_name(part)
+        if not _readable_attachment(part, name):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        result.attachments.append(_Attachment(name, data, damaged.get(key, "")))
     return result
 
 
-def _raise_for_defects(part: object) -> None:
+def _file_name(part: EmailMessage) -> str:
+    """The attachment's own name, without any folder a sender's client put in front of it."""
+    try:
+        name = part.get_filename() or ""
+    except Exception:  # a parameter the policy cannot decode
+        return ""
+    name = " ".join(name.replace("\\", "/").split("/")[-1].split())
+    return "" if name in (".", "..") else name
+
+
+def _readable_attachment(part: EmailMessage, name: str) -> bool:
+    if part.get_content_maintype() in ("multipart", "message"):
+        return False  # a forwarded mail: one level of nesting is read, deeper is not
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in _DOCUMENT_KINDS:
+        return True
+    # Images attached as files are read by OCR; inline pictures (logos, signatures) are not.
+    return suffix in _IMAGE_KINDS and part.get_content_disposition() == "attachment"
+
+
+def _defect(part: object) -> str:
     for defect in getattr(part, "defects", ()):
         reason = _BROKEN_DEFECTS.get(type(defect).__name__)
         if reason:
-            raise BrokenMessage(reason)
+            return reason
+    return ""
+
+
+def _raise_for_defects(part: object) -> None:
+    reason = _defect(part)
+    if reason:
+        raise BrokenMessage(reason)
 
 
 def _header(message: EmailMessage, name: str) -> str:
@@ -223,16 +408,3 @@ def _unquoted(quote: str) -> str:
 
 def _normalized(text: str) -> str:
     return " ".join(text.split()).lower()
-
-
-def _attachment_text(part: EmailMessage, name: str) -> str:
-    from almanac.core.documents import parse_document
-
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes) or not payload:
-        return ""
-    try:
-        document = parse_document(Path(PurePosixPath(name).name), payload)
-    except DocumentError:
-        return ""  # an unreadable attachment costs itself, not the message
-    return "\n\n".join(page for page in document.pages if page.strip())
