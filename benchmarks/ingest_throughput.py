@@ -170,10 +170,13 @@ def run(args: argparse.Namespace, root: Path, loads: list[dict]) -> int:
     store = services.store
     ingestor = services.ingestor
     if args.embedder == "int8" and (args.threads or args.batch_size):
+        from almanac.app.environment import model_cache_dir
         from almanac.core.embedding.onnx_embedder import DEFAULT_BATCH_SIZE, OnnxEmbedder
 
         embedder = OnnxEmbedder(
-            threads=args.threads, batch_size=args.batch_size or DEFAULT_BATCH_SIZE
+            threads=args.threads,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            cache_dir=model_cache_dir(),
         )
         ingestor = Ingestor(store, embedder, ingestor.chunker)
     elif args.threads:

@@ -104,9 +104,9 @@ def main() -> int:
         home = Path(tmp)
         cache = None
         if args.installed:
-            from almanac.core.embedding.onnx_export import default_cache_root
+            from almanac.app.environment import model_cache_dir
 
-            cache = default_cache_root()
+            cache = model_cache_dir()
         cold = one_start(home, args.display, args.timeout, cache)
         warm = [one_start(home, args.display, args.timeout, cache) for _ in range(args.warm)]
 

@@ -102,9 +102,10 @@ class Variant:
 
     def make_embedder(self) -> Embedder:
         if self.embedder == "int8":
+            from almanac.app.environment import model_cache_dir
             from almanac.core.embedding.onnx_embedder import OnnxEmbedder
 
-            return OnnxEmbedder()
+            return OnnxEmbedder(cache_dir=model_cache_dir())
         # The model itself (sentence-transformers, fp32), whatever the app's default backend:
         # the cached KBs were built with it, and queries must be embedded as their chunks were.
         return SentenceTransformerEmbedder(None)

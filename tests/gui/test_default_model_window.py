@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from almanac.app.environment import NO_DEFAULT_MODEL_ENV
+from almanac.app.environment import DEFAULT_MODEL_DIR_ENV, NO_DEFAULT_MODEL_ENV
 from almanac.app.history import HistoryStore
 from almanac.app.services import Services
 from almanac.app.settings import Settings, SettingsStore
-from almanac.core.llm.default_model import DEFAULT_MODEL_DIR_ENV
 from almanac.core.system.hashing import sha256_file
 from almanac.ui.main_window import MainWindow
 from almanac.ui.workers import ModelWorker, TaskRunner

@@ -16,13 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from almanac.app.environment import NO_DEFAULT_MODEL_ENV
+from almanac.app.environment import DEFAULT_MODEL_DIR_ENV, NO_DEFAULT_MODEL_ENV
 from almanac.app.services import choose_model
-from almanac.core.llm.default_model import (
-    DEFAULT_MODEL_DIR_ENV,
-    DefaultModelError,
-    resolve_default_model,
-)
+from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 from almanac.core.llm.quantize import quantize_gguf
 from almanac.core.system.hashing import sha256_file
 

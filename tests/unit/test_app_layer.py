@@ -16,12 +16,12 @@ from almanac.app.answering import (
     system_prompt,
 )
 from almanac.app.bootstrap import bootstrap
-from almanac.app.environment import Environment, read_environment
+from almanac.app.environment import DEFAULT_MODEL_DIR_ENV, Environment, read_environment
 from almanac.app.services import Services, choose_model
 from almanac.app.settings import Settings, SettingsStore
 from almanac.core.answering.answer import AnswerConfig
 from almanac.core.answering.prompting import default_system_prompt
-from almanac.core.llm.default_model import DEFAULT_MODEL_DIR_ENV
+from almanac.core.retrieval.retrieval import RetrievalConfig
 
 
 def test_the_environment_is_read_into_one_record(tmp_path: Path) -> None:
@@ -113,8 +113,53 @@ def test_bootstrap_reads_the_settings_file_once(
     assert again.settings.system_prompt == "Be brief."
 
 
+class _Searcher:
+    config = RetrievalConfig(relevance_floor=Settings().relevance_floor)
+
+
 class _NoServices:
     """Services whose parts the answer service only stores when it is built."""
 
-    searcher = None
+    searcher = _Searcher()
     embedder = None
+
+
+def test_model_locations_come_from_the_environment(tmp_path: Path) -> None:
+    from almanac.app.environment import model_cache_dir, models_dir, user_catalog_path
+    from almanac.core.embedding.onnx_export import default_cache_root
+    from almanac.core.llm.catalog import default_models_dir, default_user_catalog_path
+
+    env = read_environment(
+        {
+            "ALMANAC_MODELS_DIR": str(tmp_path / "models"),
+            "ALMANAC_USER_CATALOG": str(tmp_path / "mine.json"),
+            "ALMANAC_MODEL_CACHE_DIR": str(tmp_path / "cache"),
+        }
+    )
+    assert models_dir(env) == tmp_path / "models"
+    assert user_catalog_path(env) == tmp_path / "mine.json"
+    assert model_cache_dir(env) == tmp_path / "cache"
+    data_only = read_environment({"ALMANAC_DATA_DIR": str(tmp_path / "data")})
+    assert model_cache_dir(data_only) == tmp_path / "data" / "model-cache"
+    unset = read_environment({})
+    assert models_dir(unset) == default_models_dir()
+    assert user_catalog_path(unset) == default_user_catalog_path()
+    assert model_cache_dir(unset) == default_cache_root()
+
+
+def test_the_core_reads_no_environment_variable_of_its_own() -> None:
+    """Every ALMANAC_* variable is read by almanac.app.environment, none by the core."""
+    import ast
+
+    import almanac.core
+
+    core = Path(almanac.core.__file__).parent
+    found = [
+        f"{path.relative_to(core)}:{node.lineno}: {node.value}"
+        for path in sorted(core.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith("ALMANAC_")
+    ]
+    assert found == []

@@ -177,10 +177,13 @@ def test_find_entry_exact_then_case_insensitive() -> None:
 def test_models_dir_honours_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from almanac.app.environment import models_dir
+
     monkeypatch.delenv("ALMANAC_MODELS_DIR", raising=False)
-    assert default_models_dir() == REPO / "models"
+    assert models_dir() == default_models_dir() == REPO / "models"
     monkeypatch.setenv("ALMANAC_MODELS_DIR", str(tmp_path))
-    assert default_models_dir() == tmp_path
+    assert models_dir() == tmp_path  # read by the application layer
+    assert default_models_dir() == REPO / "models"  # the core reads no environment
 
 
 # --- add_model ------------------------------------------------------------------------------------

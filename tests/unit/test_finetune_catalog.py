@@ -48,10 +48,13 @@ def test_register_adds_and_replaces_by_path(tmp_path):
 
 
 def test_the_environment_chooses_the_file(tmp_path, monkeypatch):
+    from almanac.app.environment import user_catalog_path
+
     monkeypatch.setenv("ALMANAC_USER_CATALOG", str(tmp_path / "mine.json"))
-    assert default_user_catalog_path() == tmp_path / "mine.json"
-    register_user_model(model())
-    assert load_user_models()[0].name == "A"
+    assert user_catalog_path() == tmp_path / "mine.json"
+    assert default_user_catalog_path() != tmp_path / "mine.json"  # the core reads no environment
+    register_user_model(model(), user_catalog_path())
+    assert load_user_models(tmp_path / "mine.json")[0].name == "A"
 
 
 @pytest.mark.parametrize(

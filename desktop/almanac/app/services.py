@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from almanac import _resources
-from almanac.app.environment import Environment, read_environment
+from almanac.app.environment import Environment, model_cache_dir, read_environment
 from almanac.core.embedding.embedding import (
     DEFAULT_EMBEDDER_BACKEND,
     EMBEDDER_BACKENDS,
@@ -89,9 +89,7 @@ def choose_model(
         return ModelChoice(None, None, "", "default", problem=str(exc))
 
     def prepare() -> Path:
-        from almanac.core.embedding.onnx_export import default_cache_root
-
-        return found.prepare(default_cache_root()).path
+        return found.prepare(model_cache_dir(env)).path
 
     return ModelChoice(found.path, found.adapter, found.name, "default", prepare=prepare)
 
@@ -134,19 +132,25 @@ class Services:
     searcher: Searcher
 
 
-def build_embedder(embedding_model: Path | None = None, backend: str | None = None) -> Embedder:
+def build_embedder(
+    embedding_model: Path | None = None,
+    backend: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> Embedder:
     """int8 (default): the model exported to ONNX and quantized, made once from the local weights
-    and cached; fp32: the model itself through sentence-transformers. Their vectors are
-    interchangeable, so both carry the model's name and either opens any KB: cosine >= 0.988
-    (mean 0.995) chunk by chunk on SciFact, and an fp32 KB searched with int8 queries scores the
-    same nDCG@10 (benchmarks/retrieval_quality.py --embedder/--query-embedder)."""
+    and cached in ``cache_dir`` (default: :func:`~almanac.app.environment.model_cache_dir`);
+    fp32: the model itself through sentence-transformers. Their vectors are interchangeable, so
+    both carry the model's name and either opens any KB: cosine >= 0.988 (mean 0.995) chunk by
+    chunk on SciFact, and an fp32 KB searched with int8 queries scores the same nDCG@10
+    (benchmarks/retrieval_quality.py --embedder/--query-embedder)."""
     chosen = backend or DEFAULT_EMBEDDER_BACKEND
     if chosen == "fp32":
         return SentenceTransformerEmbedder(embedding_model)
     if chosen == "int8":
         from almanac.core.embedding.onnx_embedder import OnnxEmbedder
 
-        return OnnxEmbedder(embedding_model)
+        return OnnxEmbedder(embedding_model, cache_dir=cache_dir or model_cache_dir())
     raise ValueError(
         f"unknown embedder backend {chosen!r}; expected one of {', '.join(EMBEDDER_BACKENDS)}"
     )

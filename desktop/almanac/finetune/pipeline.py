@@ -265,6 +265,7 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
     )
     write_sha256(files, output.with_name(output.name + ".sha256"))
     if options.register and not options.adapter_only:
+        from almanac.app.environment import user_catalog_path
         from almanac.core.llm.catalog import UserModel, register_user_model
 
         catalog = register_user_model(
@@ -279,7 +280,7 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
                 model_card=str(card.resolve()),
                 created=created,
             ),
-            options.user_catalog,
+            options.user_catalog or user_catalog_path(),
         )
         summary["catalog"] = str(catalog)
         say(f"registered in {catalog}")

@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 # Bump when the recipe below changes in a way that changes the exported file.
 EXPORT_RECIPE = 2
 VARIANTS = ("int8", "fp32")
-CACHE_DIR_ENV = "ALMANAC_MODEL_CACHE_DIR"
-DATA_DIR_ENV = "ALMANAC_DATA_DIR"  # the same override app/history.py honours
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
@@ -95,15 +93,12 @@ class ExportedModel:
         return self.directory / TOKENIZER_FILE
 
 
-def default_cache_root() -> Path:
-    """$ALMANAC_MODEL_CACHE_DIR, else <data dir>/model-cache (data dir: $ALMANAC_DATA_DIR or the
-    user data folder). Derived files only: deleting the folder costs one export, nothing else."""
-    override = os.environ.get(CACHE_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    data = os.environ.get(DATA_DIR_ENV)
-    if data:
-        return Path(data).expanduser() / "model-cache"
+def default_cache_root(data_dir: Path | None = None) -> Path:
+    """<data dir>/model-cache, the data dir being ``data_dir`` or the user data folder. Derived
+    files only: deleting the folder costs one export, nothing else. The application layer
+    resolves $ALMANAC_MODEL_CACHE_DIR and $ALMANAC_DATA_DIR (almanac.app.environment)."""
+    if data_dir is not None:
+        return Path(data_dir) / "model-cache"
     from platformdirs import user_data_path
 
     return user_data_path("Almanac", appauthor=False) / "model-cache"

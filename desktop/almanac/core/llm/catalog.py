@@ -23,8 +23,6 @@ from almanac.core.llm.base import ModelError
 from almanac.core.llm.gguf_file import GgufInfo, inspect_gguf
 from almanac.core.system.hashing import sha256_file
 
-MODELS_ENV = "ALMANAC_MODELS_DIR"
-USER_CATALOG_ENV = "ALMANAC_USER_CATALOG"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _FIELDS: dict[str, tuple[type, ...]] = {
@@ -74,9 +72,9 @@ def default_catalog_path() -> Path:
 
 
 def default_models_dir() -> Path:
-    """Where local GGUF files live: $ALMANAC_MODELS_DIR, else <repo>/models (git-ignores *.gguf)."""
-    configured = os.environ.get(MODELS_ENV, "").strip()
-    return Path(configured).expanduser() if configured else _resources.models_dir()
+    """Where local GGUF files live by default: <repo>/models (git-ignores *.gguf). The
+    application layer uses $ALMANAC_MODELS_DIR instead when it is set (almanac.app.environment)."""
+    return _resources.models_dir()
 
 
 def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
@@ -217,10 +215,8 @@ class UserModel:
 
 
 def default_user_catalog_path() -> Path:
-    """$ALMANAC_USER_CATALOG, else user-models.json in the user data folder."""
-    configured = os.environ.get(USER_CATALOG_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
+    """user-models.json in the user data folder. The application layer passes
+    $ALMANAC_USER_CATALOG instead when it is set (almanac.app.environment)."""
     import platformdirs
 
     return platformdirs.user_data_path("Almanac", appauthor=False) / "user-models.json"

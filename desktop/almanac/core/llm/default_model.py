@@ -22,7 +22,6 @@ from almanac.core.llm.runtime_file import RuntimeFile, RuntimeSpec, runtime_file
 from almanac.core.system.hashing import sha256_file
 
 MANIFEST_NAME = "default-model.json"
-DEFAULT_MODEL_DIR_ENV = "ALMANAC_DEFAULT_MODEL_DIR"
 
 
 class DefaultModelError(ModelError):
