@@ -268,6 +268,34 @@ def test_polling_observer(kb, docs: Path) -> None:
     assert states[-1].last_sync > 0 and states[-1].last_error == ""
 
 
+def test_polling_sees_the_deletion_of_a_file_it_never_saw(kb, docs: Path) -> None:
+    """A file indexed by the start-up reconciliation between two snapshots and deleted before
+    the next one produces no event at all: it must still leave the index, not stay until the
+    next start (found by the window's live-sync test failing under load)."""
+    release = threading.Event()
+    hold = kb.ingestor.writer.submit("hold", lambda _stop: release.wait(60))
+    reconciled = threading.Event()
+    sync = FolderSync(
+        kb.ingestor,
+        [docs],
+        polling=True,
+        polling_interval=2.0,
+        on_batch=lambda result: result.reconcile and reconciled.set(),
+    )
+    with sync:
+        # The observer's first snapshot is taken: the file is not in it. The reconciliation
+        # waits for the writer until the file exists, so it indexes it.
+        doc = docs / "ephemeral.md"
+        doc.write_text("The ephemeral note mentions the quokka.\n", encoding="utf-8")
+        release.set()
+        hold.result()
+        assert reconciled.wait(WAIT)
+        doc.unlink()  # well before the poller's next snapshot, usually
+        wait_for(lambda: kb.store.documents() == {}, timeout=60, what="the deletion")
+        settle(kb.store, docs, sync)
+    assert sync.stats.reconciles == 1
+
+
 def test_startup_reconciles_changes_made_while_closed(kb, docs: Path) -> None:
     for i in range(4):
         (docs / f"d{i}.md").write_text(f"document {i} about walruses.\n", encoding="utf-8")

@@ -18,6 +18,13 @@ start. The watches ask the kernel only for events that change a file: a reconcil
 reads every file, and with watchdog's default mask each open and close was queued too, so on a
 big folder the rescan itself overflowed the queue again and again (a livelock).
 
+A polling observer sees a file only if it exists when a snapshot is taken: a file the
+reconciliation (or a drop handed over by the app) indexed between two snapshots and deleted
+before the next one never produces an event, and would stay in the index until the next start.
+So after such an indexing the sync waits for one complete snapshot that began after it, and then
+checks every indexed document of its folders against the disk: from then on, the poller knows
+each file the index holds, and its deletion is an event.
+
 Nothing fails silently: a batch or a reconciliation that fails (the writer lock held by another
 process, a full disk) is retried with back-off, each new failure is reported through
 ``on_error``, and ``stop`` cancels the work in progress and never waits longer than it is told.
@@ -48,7 +55,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from almanac.core.indexing.ingest import IngestCancelled, Ingestor, posix
 from almanac.core.indexing.writer_lock import WriterBusyError
@@ -154,6 +161,21 @@ class SyncStats:
     reconciles: int = 0  # the start-up one, plus one per overflow of the event queue
 
 
+class _SnapshotClock:
+    """Counts a polling observer's snapshots of one folder, through the ``stat`` it is given:
+    watchdog's DirectorySnapshot begins with a stat of the watched folder itself. When the count
+    has grown by two since a moment, one snapshot that began after that moment is complete."""
+
+    def __init__(self, sync: FolderSync, folder: str) -> None:
+        self._sync = sync
+        self._folder = folder
+
+    def stat(self, path: str) -> os.stat_result:
+        if path == self._folder:
+            self._sync._snapshot_started(self._folder)
+        return os.stat(path)
+
+
 @dataclass(slots=True)
 class _Pending:
     when: float  # monotonic time of the last event (or of a retry's not-before time)
@@ -233,6 +255,10 @@ class FolderSync:
         self._reconcile_due = 0.0  # monotonic time before which a failed one is not retried
         self._reconcile_failures = 0
         self._batch_failures = 0
+        # Polling only: snapshots begun per folder, and the counts at which the index must be
+        # checked against the disk (see the module's docstring); empty when nothing is due.
+        self._snapshots: dict[str, int] = {}
+        self._verify_at: dict[str, int] = {}
         self._observers: list[BaseObserver] = []
         self._thread: threading.Thread | None = None
 
@@ -252,9 +278,14 @@ class FolderSync:
         _arm_overflow_alarm(self)
         # Observers first: an edit made during the reconciliation is then recorded, not lost.
         for folder in self.folders:
-            observer: BaseObserver = (
-                PollingObserver(timeout=self.polling_interval) if self.polling else Observer()
-            )
+            observer: BaseObserver
+            if self.polling:
+                clock = _SnapshotClock(self, str(folder))
+                observer = PollingObserverVFS(
+                    clock.stat, os.scandir, polling_interval=self.polling_interval
+                )
+            else:
+                observer = Observer()
             observer.schedule(
                 _Recorder(self, folder), str(folder), recursive=True, event_filter=_WATCHED_EVENTS
             )
@@ -324,6 +355,7 @@ class FolderSync:
                 and not self._pending
                 and not self._busy
                 and not self._reconcile_reason
+                and not self._verify_at
             ):
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -355,6 +387,9 @@ class FolderSync:
             by_root.setdefault(root, []).append((str(absolute), absolute.is_dir()))
         for root, entries in by_root.items():
             self._record(root, entries, moved=False)
+        if by_root:
+            # Written by the app, perhaps between two snapshots: the poller may never see them.
+            self._verify_after_next_snapshot()
         return others
 
     # -- the observer side (cheap, never blocks on indexing) -----------------------------------
@@ -392,6 +427,46 @@ class FolderSync:
         # Hidden folders too, like discovery.walk: a file under .git/ is never indexed.
         return not any(is_ignored_name(part) for part in rel.split(os.sep))
 
+    # -- polling: making sure the poller has seen what the index holds -------------------------
+
+    def _snapshot_started(self, folder: str) -> None:
+        """On a polling observer's thread."""
+        with self._cond:
+            self._snapshots[folder] = self._snapshots.get(folder, 0) + 1
+            if self._verify_at and self._verify_due():
+                self._wake()
+
+    def _verify_after_next_snapshot(self) -> None:
+        if not self.polling:
+            return
+        with self._cond:
+            for folder in map(str, self.folders):
+                self._verify_at[folder] = self._snapshots.get(folder, 0) + 2
+            self._cond.notify_all()
+
+    def _verify_due(self) -> bool:
+        """Caller holds the lock."""
+        return bool(self._verify_at) and all(
+            self._snapshots.get(folder, 0) >= due for folder, due in self._verify_at.items()
+        )
+
+    def _verify(self) -> None:
+        """Every indexed document of these folders that is gone from the disk becomes a pending
+        path, removed by the next batch like any other deletion."""
+        with self._cond:
+            self._verify_at.clear()
+        known = self.ingestor.store.documents()
+        by_root: dict[Path, list[tuple[str, bool]]] = {}
+        for path in known:
+            p = key_path(path)
+            root = next((f for f in self.folders if f in p.parents), None)
+            if root is not None and not os.path.lexists(p):
+                by_root.setdefault(root, []).append((str(p), False))
+        for root, entries in by_root.items():
+            self._record(root, entries, moved=False)
+        with self._cond:
+            self._cond.notify_all()
+
     # -- the sync thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -410,6 +485,11 @@ class FolderSync:
                 if reason:
                     log.warning("%s: comparing every file with the index again", reason)
                     self._reconcile()
+                    continue
+                with self._cond:
+                    verify = self._verify_due()
+                if verify:
+                    self._verify()
                     continue
                 batch = self._next_batch()
                 if batch:
@@ -447,6 +527,7 @@ class FolderSync:
                 self._wake()
         else:
             self._reconcile_failures = 0
+            self._verify_after_next_snapshot()
             self._recovered()
             self._account(report, 0, start, reconcile=True, calls=1, files=report.unchanged)
         finally:
@@ -458,6 +539,8 @@ class FolderSync:
             with self._cond:
                 if self._reconcile_reason and time.monotonic() >= self._reconcile_due:
                     return {}  # the caller reconciles first
+                if self._verify_due():
+                    return {}  # the caller checks the index against the disk first
                 batch: dict[str, _Pending] = {}
                 soonest: float | None = self._reconcile_due
                 if not self._reconcile_reason:
