@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from almanac.core.llm.base import ChatMessage, Engine, EngineInfo, GenerationConfig
-from almanac.core.records import Answer, AnswerMode, SearchFilters
+from almanac.core.records import Answer, AnswerMode, Citation, SearchFilters
 
 if TYPE_CHECKING:
     from almanac.ui.workers import Answerer
@@ -139,3 +139,25 @@ if TYPE_CHECKING:
     _scripted_engine: Engine = ScriptedEngine("")
     _fake_service: Answerer = FakeService(None)
     _service_factory: Callable[[Engine | None], Answerer] = FakeService
+
+
+def make_answer(question: str = "How do I reset my password?") -> Answer:
+    """A model answer with two citations, an uncited passage, an unsupported sentence and a
+    stop: every part a stored or exported answer must keep."""
+    return Answer(
+        question=question,
+        text="Open Settings > Account and choose Reset [1]. It takes a minute [2].",
+        mode=AnswerMode.MODEL,
+        citations=(
+            Citation(1, "/kb/manual.pdf", 4, 10, 120, "Signing in > Password reset", 0.812345, "a"),
+            Citation(2, "/kb/faq.md", None, 0, 50, "", 0.5, "Resets take about a minute."),
+        ),
+        also_retrieved=(Citation(3, "/kb/other.txt", None, 5, 9, "Misc", 0.3, "misc <b>"),),
+        grounded=False,
+        unsupported_sentences=("It takes a minute.",),
+        invalid_markers=(7,),
+        stopped=True,
+        retrieval_query="reset password",
+        seconds_to_first_token=0.25,
+        seconds_total=1.5,
+    )

@@ -7,9 +7,9 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, QUrl
 from PySide6.QtWidgets import QApplication
 
+from almanac.app.chat_export import answer_markdown, conversation_markdown, export_file_name
 from almanac.core.answering.answer import NOT_FOUND_TEXT, PASSAGES_INTRO
 from almanac.core.records import Answer, AnswerMode, Citation
-from almanac.ui.chat_export import answer_markdown, conversation_markdown, export_file_name
 from almanac.ui.chat_view import SNIPPET_CHARS, Entry, Transcript, focus_snippet
 
 FILLER = "Northwind Sync keeps folders in step across devices on the same network. " * 4

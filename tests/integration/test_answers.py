@@ -184,3 +184,21 @@ def test_injected_document_stays_data(tmp_path, embedder) -> None:
     assert "Ignore previous instructions" in system  # still visible to the model, as data
     assert [m.role for m in engine.calls[0]] == ["system", "user"]
     assert answer.citations and answer.citations[0].path.endswith("evil.md")
+
+
+def test_the_users_relevance_floor_applies_to_their_answers_only(sample_searcher, embedder) -> None:
+    """Settings' relevance floor reaches the answer service built from them (window and `ask`
+    alike) without changing the searcher every other caller shares."""
+    from almanac.app.answering import build_answer_service
+    from almanac.app.services import Services
+    from almanac.app.settings import Settings
+
+    searcher, _docs = sample_searcher
+    services = Services(store=searcher.store, embedder=embedder, ingestor=None, searcher=searcher)  # type: ignore[arg-type]
+    shared_floor = searcher.config.relevance_floor
+    strict = build_answer_service(services, None, Settings(relevance_floor=1.0))
+    answer = strict.answer("How do I reset my password?")
+    assert answer.mode is AnswerMode.NOT_FOUND and answer.citations == ()
+    assert searcher.config.relevance_floor == shared_floor
+    usual = build_answer_service(services, None, Settings()).answer("How do I reset my password?")
+    assert usual.mode is AnswerMode.SOURCES_ONLY and usual.citations

@@ -15,7 +15,8 @@ from almanac.app.history import (
     answer_from_json,
     default_history_path,
 )
-from almanac.core.records import Answer, AnswerMode, Citation
+from almanac.core.records import AnswerMode
+from fakes import make_answer
 
 
 @pytest.fixture
@@ -23,26 +24,6 @@ def store(tmp_path: Path) -> Iterator[HistoryStore]:
     s = HistoryStore(tmp_path / "history.sqlite3")
     yield s
     s.close()
-
-
-def make_answer(question: str = "How do I reset my password?") -> Answer:
-    return Answer(
-        question=question,
-        text="Open Settings > Account and choose Reset [1]. It takes a minute [2].",
-        mode=AnswerMode.MODEL,
-        citations=(
-            Citation(1, "/kb/manual.pdf", 4, 10, 120, "Signing in > Password reset", 0.812345, "a"),
-            Citation(2, "/kb/faq.md", None, 0, 50, "", 0.5, "Resets take about a minute."),
-        ),
-        also_retrieved=(Citation(3, "/kb/other.txt", None, 5, 9, "Misc", 0.3, "misc <b>"),),
-        grounded=False,
-        unsupported_sentences=("It takes a minute.",),
-        invalid_markers=(7,),
-        stopped=True,
-        retrieval_query="reset password",
-        seconds_to_first_token=0.25,
-        seconds_total=1.5,
-    )
 
 
 def test_create_get_rename_delete(store: HistoryStore) -> None:
@@ -246,24 +227,6 @@ def test_delete_last_answer(store: HistoryStore) -> None:
     store.delete_last_answer(c.id)
     assert [m.content for m in store.messages(c.id)] == ["q1", "a1", "q2"]
     store.delete_last_answer(store.create().id)  # empty conversation: no error
-
-
-def test_export_markdown(store: HistoryStore) -> None:
-    c = store.create("Password help")
-    store.add_message(c.id, "user", "How do I reset my password?")
-    answer = make_answer()
-    store.add_message(c.id, "assistant", answer.text, answer)
-    md = store.export_markdown(c.id)
-    lines = md.splitlines()
-    assert lines[0] == "# Password help"
-    assert "**You:** How do I reset my password?" in lines
-    assert f"**Almanac:** {answer.text}" in lines
-    assert "- [1] /kb/manual.pdf, page 4 — Signing in > Password reset" in lines
-    assert "- [2] /kb/faq.md" in lines  # no page, no heading
-    assert "other.txt" not in md  # retrieved but not cited
-    assert md.index("**You:**") < md.index("**Almanac:**") < md.index("[1] /kb/manual.pdf")
-    with pytest.raises(KeyError):
-        store.export_markdown(12345)
 
 
 def test_default_history_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

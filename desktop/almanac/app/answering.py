@@ -3,6 +3,7 @@ options) into the chat engine and the answer service, for both front ends."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,14 @@ def build_answer_service(
     overrides: AnswerOverrides | None = None,
 ) -> AnswerService:
     prompt = (overrides.system_prompt if overrides else None) or system_prompt(settings)
+    searcher = services.searcher
+    if searcher.config.relevance_floor != settings.relevance_floor:
+        # A copy: the shared searcher is also the one other threads search with right now.
+        searcher = searcher.with_config(
+            dataclasses.replace(searcher.config, relevance_floor=settings.relevance_floor)
+        )
     return AnswerService(
-        services.searcher,
+        searcher,
         services.embedder,
         engine,
         system_prompt=prompt,

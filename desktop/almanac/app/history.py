@@ -24,7 +24,6 @@ from typing import Self
 from platformdirs import user_data_path
 
 from almanac.app.environment import read_environment
-from almanac.core.answering.citations import citation_location
 from almanac.core.records import Answer, AnswerMode, Citation
 
 log = logging.getLogger(__name__)
@@ -222,12 +221,6 @@ def auto_title(question: str) -> str:
     return cut.rstrip(" ,.;:") + "…"
 
 
-def _citation_line(c: Citation) -> str:
-    return f"[{c.number}] " + citation_location(
-        c.path, c.page, c.heading, full_path=True, dash=" — "
-    )
-
-
 class HistoryStore:
     """Conversations in one SQLite file; every method may be called from any thread."""
 
@@ -402,20 +395,6 @@ class HistoryStore:
             ).fetchone()
             if row is not None and row["role"] == "assistant":
                 conn.execute("DELETE FROM messages WHERE id = ?", (row["id"],))
-
-    def export_markdown(self, conversation_id: int) -> str:
-        with self._lock:
-            conversation = self._get(conversation_id)
-            messages = self.messages(conversation_id)
-        blocks = [f"# {conversation.title}"]
-        for m in messages:
-            speaker = "You" if m.role == "user" else "Almanac"
-            blocks.append(f"**{speaker}:** {m.content}")
-            if m.answer is not None and m.answer.citations:
-                # "- " makes each source its own line in any Markdown renderer; the [n] is the
-                # marker the answer text uses, which an ordered list would renumber.
-                blocks.append("\n".join(f"- {_citation_line(c)}" for c in m.answer.citations))
-        return "\n\n".join(blocks) + "\n"
 
     # --- lifetime
 

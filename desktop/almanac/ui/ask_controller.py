@@ -1,6 +1,7 @@
 """Asking, for the window: one question at a time, answered on the ``ModelWorker`` by the answer
-service that ``almanac.app.answering`` builds from the user's Settings; the answer is saved in the
-conversation it was asked in, even when the user has opened another chat meanwhile.
+service that ``almanac.app.answering`` builds from the user's Settings; the chat session
+(``almanac.app.chat``) records the answer in the conversation it was asked in, even when the user
+has opened another chat meanwhile.
 
 The window shows what this reports: ``token`` (a piece of the answer being streamed),
 ``answered`` and ``failed``, each with the id of the conversation that asked."""
@@ -12,11 +13,11 @@ import contextlib
 from PySide6.QtCore import QObject, Signal
 
 from almanac.app.answering import build_answer_service
-from almanac.app.history import HistoryStore
+from almanac.app.chat import ChatSession, Question
 from almanac.app.services import Services
 from almanac.app.settings import Settings
 from almanac.core.answering.answer import AnswerService
-from almanac.core.llm.base import ChatMessage, Engine
+from almanac.core.llm.base import Engine
 from almanac.core.records import Answer
 from almanac.ui.workers import ModelWorker
 
@@ -29,17 +30,16 @@ class AskController(QObject):
     def __init__(
         self,
         services: Services,
-        history: HistoryStore,
+        chat: ChatSession,
         model_worker: ModelWorker,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.services = services
-        self.history = history
+        self.chat = chat
         self.model_worker = model_worker
         self.generating = False
         self.asking_conversation: int | None = None
-        self.last_question: tuple[str, list[ChatMessage]] | None = None
         model_worker.token.connect(self._on_token)
         model_worker.answered.connect(self._on_answered)
         model_worker.failed.connect(self._on_failed)
@@ -59,22 +59,15 @@ class AskController(QObject):
         """An answer for this conversation is being generated."""
         return self.generating and self.asking_conversation == conversation_id
 
-    def ask(
-        self,
-        settings: Settings,
-        conversation_id: int | None,
-        question: str,
-        prior: list[ChatMessage],
-    ) -> None:
+    def ask(self, settings: Settings, question: Question) -> None:
         self.generating = True
-        self.asking_conversation = conversation_id
-        self.last_question = (question, prior)
+        self.asking_conversation = question.conversation_id
         services = self.services  # captured on the GUI thread; the factory runs on the model's
 
         def factory(engine: Engine | None) -> AnswerService:
             return build_answer_service(services, engine, settings)
 
-        self.model_worker.ask(factory, question, prior)
+        self.model_worker.ask(factory, question.text, list(question.prior))
 
     def stop(self) -> bool:
         """Stop the answer being generated; False when there is none."""
@@ -92,9 +85,7 @@ class AskController(QObject):
             return
         self.generating = False
         cid, self.asking_conversation = self.asking_conversation, None
-        if cid is not None:
-            with contextlib.suppress(KeyError):  # the conversation was deleted meanwhile
-                self.history.add_message(cid, "assistant", answer.text, answer=answer)
+        self.chat.record_answer(cid, answer)
         self.answered.emit(answer, cid)
 
     def _on_failed(self, message: str) -> None:

@@ -30,9 +30,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QPlainTextEdit, QTextBrowser, QToolTip, QWidget
 
+from almanac.app.chat_export import CITATION_DASH, UNSUPPORTED_LABEL, answer_markdown
 from almanac.core.answering.citations import citation_location
 from almanac.core.records import Answer, AnswerMode, Citation
-from almanac.ui.chat_export import CITATION_DASH, UNSUPPORTED_LABEL, answer_markdown
 from almanac.ui.markdown_render import render_answer_html, render_plain_html
 
 __all__ = [

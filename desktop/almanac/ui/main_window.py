@@ -8,7 +8,6 @@ answering (search + generation) goes through the ``ModelWorker``, which owns the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +41,8 @@ from PySide6.QtWidgets import (
 )
 
 from almanac.app.answering import build_engine_from_settings
+from almanac.app.chat import ChatSession, Question
+from almanac.app.chat_export import export_file_name
 from almanac.app.environment import Environment
 from almanac.app.history import HistoryStore
 from almanac.app.library import LibraryChange, is_inside
@@ -50,12 +51,11 @@ from almanac.app.services import ModelChoice, Services
 from almanac.app.settings import Settings, SettingsError, SettingsStore
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
 from almanac.core.indexing.sync import SyncState
-from almanac.core.llm.base import ChatMessage, Engine, EngineInfo
+from almanac.core.llm.base import Engine, EngineInfo
 from almanac.core.llm.catalog import AddedModel
 from almanac.core.llm.gguf_file import describe
 from almanac.core.records import (
     Answer,
-    AnswerMode,
     Citation,
     DocumentInfo,
     IngestProgress,
@@ -63,7 +63,6 @@ from almanac.core.records import (
 )
 from almanac.core.system.discovery import display_key
 from almanac.ui.ask_controller import AskController
-from almanac.ui.chat_export import conversation_markdown, export_file_name
 from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_controller import LibraryController
@@ -110,9 +109,10 @@ class MainWindow(QMainWindow):
         # Which chat model answers: the user's (Settings), $ALMANAC_MODEL, or the default.
         self.models = ModelSelection(settings_store, self.settings, environment=environment)
         self.first_start = first_start
-        self.conversation_id: int | None = None
+        # The conversation on screen; the transcript only renders its turns.
+        self.chat = ChatSession(history)
         # One question at a time, answered on the model worker and saved where it was asked.
-        self.asker = AskController(services, history, model_worker, self)
+        self.asker = AskController(services, self.chat, model_worker, self)
         self._indexing_label = ""
         self._closed = False
         self._library_requests = 0  # refresh_library: only the newest answer is shown
@@ -129,7 +129,6 @@ class MainWindow(QMainWindow):
         self._viewer_width = self.window_state.restore(self, self.splitter)
         self.viewer.hide()  # a restored splitter state may hold it open; it opens with a source
         self._connect_worker()
-        self._apply_retrieval_settings()
         apply_theme(self.settings.theme)
         self.refresh_conversations()
         self.refresh_library()
@@ -401,6 +400,10 @@ class MainWindow(QMainWindow):
 
     # == conversations =========================================================================
 
+    @property
+    def conversation_id(self) -> int | None:
+        return self.chat.conversation_id
+
     def refresh_conversations(self) -> None:
         if self._closed:
             return
@@ -410,7 +413,7 @@ class MainWindow(QMainWindow):
 
     def new_chat(self) -> None:
         """Ctrl+N: an empty transcript; the conversation is created with its first question."""
-        self.conversation_id = None
+        self.chat.new()
         self.sidebar.clear_current()
         self.close_source()
         if self._streaming_here():
@@ -423,11 +426,14 @@ class MainWindow(QMainWindow):
     def open_conversation(self, conversation_id: int) -> None:
         if conversation_id != self.conversation_id:
             self.close_source()  # the pane shows the current chat's source or nothing
-        self.conversation_id = conversation_id
+        try:
+            turns = self.chat.open(conversation_id)
+        except KeyError:
+            self.show_notice("That conversation no longer exists.")
+            self.refresh_conversations()
+            return
         self.sidebar.current_id = conversation_id
-        entries = [
-            Entry(m.role, m.content, m.answer) for m in self.history.messages(conversation_id)
-        ]
+        entries = [Entry(t.role, t.text, t.answer) for t in turns]
         self.transcript.set_entries(entries)
         if self.asker.asking_in(conversation_id):
             self.transcript.start_answer()
@@ -437,7 +443,7 @@ class MainWindow(QMainWindow):
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         try:
-            self.history.rename(conversation_id, title)
+            self.chat.rename(conversation_id, title)
         except (ValueError, KeyError) as exc:
             self.show_notice(str(exc))
         self.refresh_conversations()
@@ -445,8 +451,9 @@ class MainWindow(QMainWindow):
     def delete_conversation(self, conversation_id: int) -> None:
         if self.asker.asking_in(conversation_id):
             self.stop_generation()
-        self.history.delete(conversation_id)
-        if self.conversation_id == conversation_id:
+        current = self.conversation_id == conversation_id
+        self.chat.delete(conversation_id)
+        if current:
             self.new_chat()
         self.refresh_conversations()
 
@@ -456,22 +463,19 @@ class MainWindow(QMainWindow):
         text = self.input.toPlainText().strip()
         if not text or self._generating or self._closed:
             return
-        prior = self._chat_history()
-        if self.conversation_id is None:
-            self.conversation_id = self.history.create().id
-        self.history.add_message(self.conversation_id, "user", text)
+        question = self.chat.ask(text)
         self.input.clear()
-        self.transcript.add_user(text)
+        self.transcript.add_user(question.text)
         self.refresh_conversations()
-        self._ask(text, prior)
+        self._ask(question)
 
     def ask(self, question: str) -> None:
         """Programmatic send (tests, screenshots)."""
         self.input.setPlainText(question)
         self.send()
 
-    def _ask(self, question: str, prior: list[ChatMessage]) -> None:
-        self.asker.ask(self.settings, self.conversation_id, question, prior)
+    def _ask(self, question: Question) -> None:
+        self.asker.ask(self.settings, question)
         self.show_notice("")
         self.transcript.start_answer()
         self._update_buttons()
@@ -481,36 +485,22 @@ class MainWindow(QMainWindow):
     def _generating(self) -> bool:
         return self.asker.generating
 
-    def _chat_history(self) -> list[ChatMessage]:
-        history: list[ChatMessage] = []
-        for e in self.transcript.entries:
-            if e.role == "user":
-                history.append(ChatMessage("user", e.text))
-            elif e.answer is not None and e.answer.mode in (AnswerMode.MODEL, AnswerMode.GENERAL):
-                history.append(ChatMessage("assistant", e.answer.text))
-        return history
-
     def stop_generation(self) -> None:
         if self.asker.stop():
             self.statusBar().showMessage("Stopping…", 2000)
 
     def regenerate(self) -> None:
-        if self._generating or self.conversation_id is None or self._closed:
+        if self._generating or self._closed:
             return
-        entries = self.transcript.entries
-        if not entries:
+        question = self.chat.regenerate()
+        if question is None:
             return
-        if entries[-1].role == "assistant":
-            self.history.delete_last_answer(self.conversation_id)
-            self.transcript.drop_last_answer()
-        if not self.transcript.entries or self.transcript.entries[-1].role != "user":
-            return
-        question = self.transcript.entries[-1].text
-        prior = self._chat_history()[:-1]
-        self._ask(question, prior)
+        # The answer, or the error shown in its place (an error is never saved).
+        self.transcript.drop_last_answer()
+        self._ask(question)
 
     def copy_answer(self) -> None:
-        answer = self.transcript.last_answer()
+        answer = self.chat.last_answer()
         if answer is not None:
             QGuiApplication.clipboard().setText(answer.text)
             self.statusBar().showMessage("Answer copied", 2000)
@@ -910,7 +900,6 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
         apply_theme(new.theme)
-        self._apply_retrieval_settings()
         if any(getattr(old, f) != getattr(new, f) for f in _MODEL_FIELDS):
             self._model_failed = False
             self.load_model()
@@ -931,22 +920,15 @@ class MainWindow(QMainWindow):
                 self.index_folders()
         self.statusBar().showMessage("Settings saved", 3000)
 
-    def _apply_retrieval_settings(self) -> None:
-        searcher = self.services.searcher
-        if searcher.config.relevance_floor != self.settings.relevance_floor:
-            searcher.config = dataclasses.replace(
-                searcher.config, relevance_floor=self.settings.relevance_floor
-            )
-
     # == export ================================================================================
 
     def export_conversation(self, path: Path | None = None) -> Path | None:
         if self.conversation_id is None:
             self.show_notice("Nothing to export: ask a question first.")
             return None
-        title = self.history.get(self.conversation_id).title
-        # From the transcript's answers: sources, pages and warnings exactly as the chat shows.
-        text = conversation_markdown(title, self.transcript.entries)
+        title = self.chat.title()
+        # From the session's answers: sources, pages and warnings exactly as the chat shows.
+        text = self.chat.export_markdown()
         if path is None:
             chosen, _ = QFileDialog.getSaveFileName(
                 self, "Export conversation", export_file_name(title), "Markdown (*.md)"

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from almanac.app.chat_export import CITATION_DASH
 from almanac.app.library import is_inside
 from almanac.core.answering.citations import citation_location
 from almanac.core.documents import DocumentError, read_document
@@ -66,7 +67,6 @@ from almanac.core.documents.pdf import PDFIUM_LOCK, char_range
 from almanac.core.records import Citation
 from almanac.core.system.discovery import display_key, key_path
 from almanac.ui import scan_pages
-from almanac.ui.chat_export import CITATION_DASH
 
 __all__ = ["ElidedLabel", "SourceViewer", "ViewerMode", "is_inside"]
 

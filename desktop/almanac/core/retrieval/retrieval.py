@@ -15,6 +15,7 @@ passage.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +89,14 @@ class Searcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def with_config(self, config: RetrievalConfig) -> Searcher:
+        """The same index searched with other settings (a user's relevance floor), leaving this
+        one as it is for everyone else who holds it. Shares the thread pool: close only the
+        original."""
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     def search(
         self,

@@ -2,7 +2,7 @@
 heading), its warnings (unsupported sentences, general knowledge, stopped) and withheld model text
 labelled as such; and a file name for it that reads like its title.
 
-Built from the transcript's entries (the answers themselves), so an export says exactly what the
+Built from the chat session's turns (the answers themselves), so an export says exactly what the
 user saw, including for answers of old conversations read back from history.
 """
 
@@ -26,9 +26,12 @@ _NAME_LIMIT = 60
 
 
 class _Turn(Protocol):
-    role: str
-    text: str
-    answer: Answer | None
+    @property
+    def role(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def answer(self) -> Answer | None: ...
 
 
 def citation_line(c: Citation) -> str:
