@@ -157,20 +157,11 @@ class LibraryController(QObject):
 
     def include_again(self, keys: Sequence[str]) -> TaskHandle:
         """Excluded documents back into the index (those still on disk)."""
-        self.ingestor.exclusions.discard(keys)
-        ingestor, announce = self.ingestor, self.announce
-        targets = [key_path(k) for k in keys]
-        roots = list(self.library.folders)
+        library = self.library
+        keys = list(keys)
 
         def work(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
-            present = [t for t in targets if t.exists()]
-            report = IngestReport()
-            if present:
-                report = ingestor.ingest(
-                    present, progress=progress, cancel=cancel, prune=False, roots=roots
-                )
-            announce(LibraryChange(indexed=tuple(present), report=report))
-            return report
+            return library.include_again(keys, progress=progress, cancel=cancel)
 
         return self._run_ingest(work, "Including")
 
