@@ -66,7 +66,7 @@ def test_answer_turn_has_chips_cards_and_an_escaped_preview(qtbot) -> None:
         [Entry("user", answer.question), Entry("assistant", answer.text, answer)]
     )
     shown = transcript.toPlainText()
-    assert "manual.pdf \u00b7 page 8" in shown and "LAN sync <ports>" in shown
+    assert "manual.pdf, page 8" in shown and "LAN sync <ports>" in shown
     assert "47310 and transfer files over TCP port 47311" in shown  # the card's snippet
     html = transcript.toHtml()
     assert "<ports>" not in html  # the heading is document text: escaped

@@ -17,7 +17,6 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from PySide6.QtCore import QEvent, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -476,9 +475,7 @@ def _cards_html(
         toggle = ""
         if full or text != " ".join(cit.text.split()):
             toggle = f' <a href="more:{index}/{cit.number}">{"less" if full else "more"}</a>'
-        place = html.escape(Path(cit.path).name)
-        if cit.page is not None:
-            place += f" \u00b7 page {cit.page}"
+        place = html.escape(citation_location(cit.path, cit.page))  # the heading: next line
         heading = (
             f'<br><span class="muted">{html.escape(cit.heading)}</span>' if cit.heading else ""
         )
