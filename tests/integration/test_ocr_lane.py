@@ -4,6 +4,7 @@ the lane reports progress and can be cancelled. Real OCR, real store, real watch
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from almanac.cli import main
 from almanac.core.documents.ocr import OCR_HEADING
 from almanac.core.indexing.ingest import posix
 from almanac.core.indexing.ocr_lane import OcrProgress
@@ -95,7 +97,26 @@ def live(kb, docs: Path) -> Iterator[FolderSync]:
     sync.stop()
 
 
-def test_text_file_saved_during_a_scan_is_indexed_first(kb, docs: Path, live) -> None:
+def waiting_for_ocr(kb, path: Path) -> bool:
+    """Deferred to the lane: a ``pending`` row with no chunks and no hash (read again later)."""
+    info = kb.store.documents().get(posix(path))
+    return (
+        info is not None
+        and info.status is DocumentStatus.PENDING
+        and info.chunk_count == 0
+        and not info.sha256
+    )
+
+
+def status_of(kb, capsys: pytest.CaptureFixture[str]) -> dict:
+    capsys.readouterr()
+    assert main(["status", "--kb", str(kb.path), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_text_file_saved_during_a_scan_is_indexed_first(
+    kb, docs: Path, live, capsys: pytest.CaptureFixture[str]
+) -> None:
     gate = Gate()
     kb.ingestor.ocr_lane.on_progress = gate
     try:
@@ -104,12 +125,25 @@ def test_text_file_saved_during_a_scan_is_indexed_first(kb, docs: Path, live) ->
         # The scan is held mid-OCR: the Markdown edit must not wait for it.
         (docs / "faq.md").write_text("# FAQ\n\nThe blue light blinks during pairing mode.\n")
         wait_for(lambda: searchable(kb, "blue light blinks"), "the Markdown file")
-        assert posix(docs / "big-scan.pdf") not in kb.store.documents()
+        assert waiting_for_ocr(kb, docs / "big-scan.pdf")
         assert kb.ingestor.ocr_lane.progress.current.endswith("big-scan.pdf")
+        # almanac status, another reader of the store, lists it as waiting for OCR
+        report = status_of(kb, capsys)
+        assert report["waiting_for_ocr"] == {
+            "count": 1,
+            "paths": [posix(docs / "big-scan.pdf")],
+        }
+        assert report["by_status"] == {"indexed": 1, "pending": 1}
+        assert main(["status", "--kb", str(kb.path)]) == 0
+        text = capsys.readouterr().out
+        assert "Waiting for OCR: 1 scanned document(s)" in text
+        assert f"  waiting for OCR: {posix(docs / 'big-scan.pdf')}" in text
     finally:
         gate.release.set()
     wait_for(lambda: searchable(kb, "Q377"), "the scan")
     assert kb.ingestor.ocr_lane.wait_idle()
+    assert kb.store.documents()[posix(docs / "big-scan.pdf")].status is DocumentStatus.INDEXED
+    assert status_of(kb, capsys)["waiting_for_ocr"] == {"count": 0, "paths": []}
     totals = {(p.pages_done, p.pages_total) for p in gate.seen if p.current}
     assert (1, 3) in totals and (3, 3) in totals
 
@@ -124,4 +158,11 @@ def test_cancelled_scan_is_not_indexed(kb, docs: Path, live) -> None:
     gate.release.set()
     assert lane.wait_idle()
     assert live.wait_idle(WAIT)
-    assert posix(docs / "scan.pdf") not in kb.store.documents()
+    # not indexed: still waiting for OCR, read again by the next ingest or start
+    assert waiting_for_ocr(kb, docs / "scan.pdf")
+    assert not searchable(kb, "Q177")
+    # the next ingest reads it (its pending row has no hash, so it is never taken as unchanged)
+    report = kb.ingestor.ingest([docs])
+    assert report.added == 1 and not report.failed
+    assert kb.store.documents()[posix(docs / "scan.pdf")].status is DocumentStatus.INDEXED
+    assert searchable(kb, "Q177")

@@ -1,5 +1,6 @@
-"""``almanac status``: documents, chunks, per-file errors, and what was removed but kept on disk
-(excluded until ``almanac ingest`` names it again)."""
+"""``almanac status``: documents, chunks, per-file errors, scans still waiting for OCR (read in
+the slow lane of the process indexing them, or by the next ingest if it stopped), and what was
+removed but kept on disk (excluded until ``almanac ingest`` names it again)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from almanac.core.indexing.exclusions import EXCLUSIONS_FILE, Exclusions
+    from almanac.core.records import DocumentStatus
     from almanac.core.store.store import Store
     from almanac.core.system.discovery import display_key
 
@@ -29,6 +31,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for doc in docs:
         by_status[doc.status.value] = by_status.get(doc.status.value, 0) + 1
     chunks = store.count_chunks()
+    waiting = [d.path for d in docs if d.status is DocumentStatus.PENDING]
     if args.json:
         print(
             _json_line(
@@ -50,6 +53,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         for d in docs
                     ],
                     "excluded": excluded,
+                    "waiting_for_ocr": {"count": len(waiting), "paths": waiting},
                 }
             )
         )
@@ -61,6 +65,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if doc.error:
             label = "error" if doc.status.value == "error" else "warning"
             print(f"  {label}: {_shown(doc.path)}: {_shown(doc.error)}")
+    if waiting:
+        print(
+            f"Waiting for OCR: {len(waiting)} scanned document(s) (read in the background by "
+            "the app, `almanac watch` or `almanac ingest`; searchable once read)"
+        )
+        for path in waiting:
+            print(f"  waiting for OCR: {_shown(path)}")
     if excluded:
         print(
             f"Excluded: {len(excluded)} (removed but kept on disk; "

@@ -39,9 +39,11 @@ _FORMATS: dict[str, tuple[str, str]] = {
     ".rst": ("rst", "text"),
     ".csv": ("csv", "csv_reader"),
     ".xlsx": ("xlsx", "xlsx_reader"),
+    ".ods": ("ods", "ods_reader"),
     ".pptx": ("pptx", "pptx_reader"),
     ".eml": ("eml", "email_reader"),
     ".mbox": ("mbox", "email_reader"),
+    ".msg": ("msg", "msg_reader"),
     # images are read by OCR (ocr.py), one page per frame
     ".png": ("image", "image_reader"),
     ".jpg": ("image", "image_reader"),
@@ -53,13 +55,14 @@ _FORMATS: dict[str, tuple[str, str]] = {
 }
 
 # Kinds whose reading may run OCR (seconds per page): ingest reads them in its slow lane.
-# A mail is one of them when a scanned PDF or an image is attached to it.
-OCR_KINDS: frozenset[str] = frozenset({"pdf", "image", "eml", "mbox"})
+# A mail (.eml, .mbox, .msg) is one of them when a scanned PDF or an image is attached to it.
+OCR_KINDS: frozenset[str] = frozenset({"pdf", "image", "eml", "mbox", "msg"})
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 # Bump when any reader's output changes: knowledge bases re-read their files once (vectors of
 # unchanged chunks are reused).
-READERS_VERSION = 5  # 5: e-mail attachments by page, with their own headings
+# 5: e-mail attachments by page, with their own headings; 6: .ods attachments of e-mails read
+READERS_VERSION = 6
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
@@ -155,6 +158,10 @@ def ocr_pending(path: Path, data: bytes) -> bool:
         from almanac.core.documents import email_reader
 
         return email_reader.ocr_pending(data, kind)
+    if kind == "msg":
+        from almanac.core.documents import msg_reader
+
+        return msg_reader.ocr_pending(data)
     from almanac.core.documents import image_reader
 
     return image_reader.ocr_pending(data)

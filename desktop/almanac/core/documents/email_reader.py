@@ -53,7 +53,7 @@ MAX_ATTACHMENTS = 1_000
 MAX_ATTACHMENT_BYTES = DEFAULT_MAX_FILE_BYTES
 # Attachments read by the reader of their type; a mail attached to a mail is not opened.
 _DOCUMENT_KINDS = (
-    *(".pdf", ".docx", ".xlsx", ".pptx", ".csv", ".html", ".htm"),
+    *(".pdf", ".docx", ".xlsx", ".ods", ".pptx", ".csv", ".html", ".htm"),
     *(".md", ".markdown", ".txt", ".text", ".rst"),
 )
 _IMAGE_KINDS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -78,19 +78,19 @@ class BrokenMessage(CorruptDocumentError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Attachment:
+class Attachment:
     name: str  # the file name as the mail gives it (display only: nothing is written)
     payload: bytes
     damage: str = ""  # why its transfer encoding cannot be trusted, when it cannot
 
 
 @dataclass
-class _Message:
+class Message:
     heading: str
     header_line: str
     own: str  # the text this message wrote
     quotes: list[str] = field(default_factory=list)  # each quoted block, as shown
-    attachments: list[_Attachment] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass
@@ -120,7 +120,7 @@ class _Builder:
 
 def read(data: bytes, kind: str = "eml") -> ParsedDocument:
     raws = _split_mbox(data) if kind == "mbox" else [data]
-    messages: list[_Message] = []
+    messages: list[Message] = []
     broken: list[str] = []
     for number, raw in enumerate(raws[:MAX_MESSAGES], start=1):
         try:
@@ -133,6 +133,19 @@ def read(data: bytes, kind: str = "eml") -> ParsedDocument:
         if broken:
             raise CorruptDocumentError("no readable message: " + "; ".join(broken[:5]))
         raise EmptyDocumentError("no e-mail messages in this file")
+    return render(messages, kind, broken=broken, truncated=len(raws) > MAX_MESSAGES)
+
+
+def render(
+    messages: list[Message],
+    kind: str,
+    *,
+    broken: list[str] | None = None,
+    truncated: bool = False,
+) -> ParsedDocument:
+    """The file's text and sections from its messages (parsed by this module, or from an Outlook
+    .msg by msg_reader): quotes of messages the file holds dropped, attachments read."""
+    broken = broken or []
     builder = _Builder()
     failed: list[str] = []
     attachments_read = 0
@@ -170,7 +183,7 @@ def read(data: bytes, kind: str = "eml") -> ParsedDocument:
             f"; and {len(failed) - 10} more" if len(failed) > 10 else ""
         )
         warnings.append(f"{len(failed)} attachment(s) not read: {shown}")
-    if len(raws) > MAX_MESSAGES:
+    if truncated:
         warnings.append(f"only the first {MAX_MESSAGES:,} messages were read")
     return ParsedDocument(kind, (text,), sections, warnings=tuple(warnings))
 
@@ -180,17 +193,24 @@ def ocr_pending(data: bytes, kind: str = "eml") -> bool:
     whose pages the OCR cache doesn't hold yet (ingest then reads the mail in its slow lane)."""
     if not _OCR_HINT.search(data):
         return False
-    from almanac.core.documents import ocr_pending as file_ocr_pending
-
     try:
         raws = _split_mbox(data) if kind == "mbox" else [data]
     except DocumentError:
         return False  # the reader reports it
+    messages: list[Message] = []
     for raw in raws[:MAX_MESSAGES]:
         try:
-            message = _message(raw)
+            messages.append(_message(raw))
         except DocumentError:
             continue
+    return attachments_need_ocr(messages)
+
+
+def attachments_need_ocr(messages: list[Message]) -> bool:
+    """Whether an attachment of these messages needs OCR the cache doesn't hold yet."""
+    from almanac.core.documents import ocr_pending as file_ocr_pending
+
+    for message in messages:
         for attachment in message.attachments:
             if not attachment.damage and file_ocr_pending(
                 Path(attachment.name), attachment.payload
@@ -224,7 +244,7 @@ def _add_attachment(
         )
 
 
-def _attachment_document(attachment: _Attachment) -> ParsedDocument | None:
+def _attachment_document(attachment: Attachment) -> ParsedDocument | None:
     """The attachment read by the reader of its type; None when there is nothing to index."""
     from almanac.core.documents import parse_document
     from almanac.core.documents.ocr import NoTextInImageError
@@ -255,7 +275,7 @@ def _split_mbox(data: bytes) -> list[bytes]:
     return [data[data.index(b"\n", bounds[i]) + 1 : bounds[i + 1]] for i in range(len(starts))]
 
 
-def _message(raw: bytes) -> _Message:
+def _message(raw: bytes) -> Message:
     message = BytesParser(policy=email.policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     if not any(message.get(h) for h in ("From", "Subject", "Date", "Message-ID", "To")):
@@ -275,20 +295,20 @@ def _message(raw: bytes) -> _Message:
     subject = _header(message, "Subject") or "(no subject)"
     sender = _header(message, "From")
     date = _header(message, "Date")
-    heading = " — ".join(p for p in (subject, sender, _short_date(date)) if p)
+    heading = " — ".join(p for p in (subject, sender, short_date(date)) if p)
     fields = [("From", sender), ("To", _header(message, "To")), ("Date", date)]
     fields.append(("Subject", subject))
     header_line = " | ".join(f"{k}: {v}" for k, v in fields if v)
     body = _body_text(message)
-    own, quotes = _split_quotes(body)
-    result = _Message(heading, header_line, own, quotes)
+    own, quotes = split_quotes(body)
+    result = Message(heading, header_line, own, quotes)
     for key, part in attached.items():
         name = _file_name(part)
         if not _readable_attachment(part, name):
             continue
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
-        result.attachments.append(_Attachment(name, data, damaged.get(key, "")))
+        result.attachments.append(Attachment(name, data, damaged.get(key, "")))
     return result
 
 
@@ -305,11 +325,16 @@ def _file_name(part: EmailMessage) -> str:
 def _readable_attachment(part: EmailMessage, name: str) -> bool:
     if part.get_content_maintype() in ("multipart", "message"):
         return False  # a forwarded mail: one level of nesting is read, deeper is not
+    return readable_name(name, as_file=part.get_content_disposition() == "attachment")
+
+
+def readable_name(name: str, *, as_file: bool) -> bool:
+    """Whether an attachment of this name is read: documents of the types Almanac reads, and
+    images attached as files (read by OCR; inline pictures such as logos and signatures are not)."""
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in _DOCUMENT_KINDS:
         return True
-    # Images attached as files are read by OCR; inline pictures (logos, signatures) are not.
-    return suffix in _IMAGE_KINDS and part.get_content_disposition() == "attachment"
+    return suffix in _IMAGE_KINDS and as_file
 
 
 def _defect(part: object) -> str:
@@ -334,7 +359,7 @@ def _header(message: EmailMessage, name: str) -> str:
     return " ".join(str(value or "").split())
 
 
-def _short_date(value: str) -> str:
+def short_date(value: str) -> str:
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -354,11 +379,11 @@ def _body_text(message: EmailMessage) -> str:
     if not isinstance(content, str):
         return ""
     if part.get_content_subtype() == "html":
-        return _html_text(content)
+        return html_text(content)
     return content.replace("\r\n", "\n")
 
 
-def _html_text(markup: str) -> str:
+def html_text(markup: str) -> str:
     from almanac.core.documents import html
 
     try:
@@ -367,7 +392,7 @@ def _html_text(markup: str) -> str:
         return ""
 
 
-def _split_quotes(body: str) -> tuple[str, list[str]]:
+def split_quotes(body: str) -> tuple[str, list[str]]:
     """(what this message wrote, its quoted blocks with their attribution lines)."""
     own: list[str] = []
     quotes: list[str] = []

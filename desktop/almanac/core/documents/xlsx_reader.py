@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from almanac.core.documents.archive import check_office_zip
@@ -71,9 +71,14 @@ def _open(data: bytes) -> Any:
 
 
 def _sheet_lines(rows: Iterable[tuple[Any, ...]]) -> Iterable[str]:
-    """The first non-empty row is the header; later rows are rendered against it."""
+    return row_lines(enumerate(rows, start=1))
+
+
+def row_lines(rows: Iterable[tuple[int, Sequence[Any]]]) -> Iterable[str]:
+    """Rows as (sheet row number, cell values). The first non-empty row is the header; later rows
+    are rendered against it. Shared by the ODS reader, so both spreadsheets read alike."""
     header: list[str] | None = None
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         if number > MAX_ROWS_PER_SHEET:
             break
         cells = [cell_text(value) for value in row]

@@ -80,6 +80,13 @@ class _Failed:
 
 
 @dataclass(slots=True)
+class _Deferred:
+    """A scan handed to the OCR lane: its row says ``pending`` until the lane writes it."""
+
+    info: DocumentInfo
+
+
+@dataclass(slots=True)
 class _Tally:
     started: float = field(default_factory=time.perf_counter)
     files_total: int = 0
@@ -452,7 +459,7 @@ class Ingestor:
         force: bool,
         confinement: Confinement,
         tally: _Tally,
-    ) -> _Parsed | _Failed | None:
+    ) -> _Parsed | _Failed | _Deferred | None:
         key = posix(item.path)
         source = posix(item.source)
         rel = os.path.relpath(key, source)
@@ -509,7 +516,25 @@ class Ingestor:
                 # and the previous version (if any) stays searchable until then.
                 self.ocr_lane.submit(item.path, [Path(r) for r in confinement.roots])
                 tally.files_done += 1
-                return None
+                # Recorded as pending (``almanac status`` lists it) with no hash, so the next
+                # ingest reads it again if this process stops before the lane is done. A
+                # previous version keeps its chunks and chunk count.
+                return _Deferred(
+                    DocumentInfo(
+                        key,
+                        source,
+                        rel,
+                        "",
+                        size,
+                        mtime,
+                        kind,
+                        DocumentStatus.PENDING,
+                        "",
+                        previous.chunk_count if previous is not None else 0,
+                        previous.indexed_at if previous is not None else 0.0,
+                        self._fingerprint,
+                    )
+                )
             document = parse_document(item.path, data)
             del data
         except DocumentError as exc:
@@ -539,7 +564,11 @@ class Ingestor:
             time.time(),
             self._fingerprint,
         )
-        return _Parsed(info, chunks, is_new=previous is None)
+        # a scan that was only waiting for OCR (no chunks yet) is new when it is written
+        is_new = previous is None or (
+            previous.status is DocumentStatus.PENDING and not previous.chunk_count
+        )
+        return _Parsed(info, chunks, is_new=is_new)
 
     def _embed_stage(
         self,
@@ -557,6 +586,9 @@ class Ingestor:
                 return
             if isinstance(item, _Failed):
                 failed.append(item)
+                continue
+            if isinstance(item, _Deferred):
+                write_q.put(item)  # a row only: nothing to embed
                 continue
             assert isinstance(item, _Parsed)
             pending.append(item)
@@ -627,6 +659,12 @@ class Ingestor:
     ) -> None:
         for item in _until_done(write_q):
             if errors:
+                continue
+            if isinstance(item, _Deferred):
+                try:
+                    self.store.mark_pending([item.info])
+                except BaseException as exc:
+                    errors.append(exc)
                 continue
             writes, failures = cast(tuple[list[DocumentWrite], list[DocumentInfo]], item)
             start = time.perf_counter()

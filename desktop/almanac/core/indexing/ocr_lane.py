@@ -9,6 +9,10 @@ again: the pages come from the cache, and that write is as quick as for a text P
 
 The lane shows progress (file, pages done, pages to read, files waiting) and is cancelled per
 file or as a whole; a cancelled file is simply not indexed (its previous version stays).
+
+A deferred file's row in the store says ``pending`` (with no hash) until the lane's write replaces
+it, so ``almanac status``, in another process, lists the scans still waiting for OCR; one left
+pending when the process stopped (closed, cancelled) is read again by the next ingest or start.
 """
 
 from __future__ import annotations

@@ -395,6 +395,15 @@ class Store:
             self._upsert_documents(infos)
 
     @_disk_full_in_words
+    def mark_pending(self, infos: Sequence[DocumentInfo]) -> None:
+        """Scans waiting for OCR (status ``pending``): their rows are written, any chunks of a
+        previous version are kept (searchable until the new version is read)."""
+        if not infos:
+            return
+        with self._write_lock:
+            self._upsert_documents(infos)
+
+    @_disk_full_in_words
     def remove_documents(self, paths: Sequence[str]) -> int:
         if not paths:
             return 0
