@@ -103,5 +103,40 @@ def model_card(
     return "\n".join(lines) + "\n"
 
 
+def keep_added_sections(previous: str, card: str) -> str:
+    """``card`` (just generated) with the sections of ``previous`` (the card it replaces) that the
+    generator does not write: measurements added after training (the runtime file's speed, the
+    bases compared) survive a new run instead of being lost with the old file. They go before
+    ``## Files``, in their old order; a section the generator also writes is the new one."""
+    written = {heading for heading, _ in _sections(card)}
+    added = [body for heading, body in _sections(previous) if heading and heading not in written]
+    if not added:
+        return card
+    marker = "\n## Files\n"
+    at = card.find(marker)
+    at = len(card) if at < 0 else at + 1
+    return card[:at] + "".join(added) + card[at:]
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """(heading, its text from the heading to the next one) for each ``## `` section; the part
+    before the first section has the heading ""."""
+    parts: list[tuple[str, str]] = []
+    heading = ""
+    lines: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            parts.append((heading, "".join(lines)))
+            heading, lines = _section_name(line), []
+        lines.append(line)
+    parts.append((heading, "".join(lines)))
+    return parts
+
+
+def _section_name(line: str) -> str:
+    # "## Evaluation (held-out set, ...)" and "## Evaluation" are the same section.
+    return line[3:].split("(")[0].strip().lower()
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
