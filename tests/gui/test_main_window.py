@@ -478,3 +478,129 @@ def test_live_sync_follows_the_folder_and_shows_its_state(qtbot, make_window, en
     assert "error" not in window.sync_status.text()
     window.close()
     assert not window.sync.running
+
+
+# -- the window before its services -------------------------------------------------------------
+
+
+def test_window_is_usable_before_the_knowledge_base_opens(qtbot, env) -> None:
+    """app.py shows the window at once and opens the knowledge base and the embedder behind it:
+    the conversations and the question box work meanwhile, the status says the knowledge base is
+    opening, and a question sent then is answered once the services are attached."""
+    seed = HistoryStore(env.history_path)
+    earlier = seed.create("Earlier chat")
+    seed.add_message(earlier.id, "user", "An earlier question")
+    seed.close()
+    window = MainWindow(
+        None,
+        SettingsStore(env.settings_path),
+        HistoryStore(env.history_path),
+        [env.docs],
+        TaskRunner(),
+        ModelWorker(),
+    )
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert not window.ready
+        assert window.sync_status.text() == "Opening your knowledge base…"
+        # The history is there, and the question box takes a question.
+        assert _listed(window) == 1
+        window.open_conversation(earlier.id)
+        assert "An earlier question" in window.transcript.toPlainText()
+        window.new_chat()
+        # The library waits for the index instead of saying it is empty.
+        assert not window.library.isEnabled()
+        assert window.library.empty.text() == "Opening your knowledge base…"
+        assert window.refresh_library() is None
+        window.start_sync()  # as app.py does: started with the services
+        assert not window.sync.running
+        qtbot.keyClicks(window.input, QUESTION)
+        qtbot.keyClick(window.input, Qt.Key.Key_Return)
+        assert QUESTION in window.transcript.toPlainText()
+        assert window.input.toPlainText() == ""
+        assert "as soon as the knowledge base is open" in window.statusBar().currentMessage()
+        assert not window.send_button.isEnabled() and window.stop_button.isEnabled()
+        assert _listed(window) == 2  # the question is saved in a new conversation at once
+
+        with qtbot.waitSignal(window.model_worker.answered, timeout=60000) as blocker:
+            window.attach_services(env.services)
+        answer = blocker.args[0]
+        assert window.ready
+        assert answer.mode is AnswerMode.SOURCES_ONLY and answer.citations
+        qtbot.waitUntil(lambda: not window._generating)
+        assert "Passages" in window.transcript.toPlainText()
+        assert window.send_button.isEnabled()
+        qtbot.waitUntil(lambda: window.library.model.rowCount() > 0, timeout=20000)
+        assert window.library.isEnabled()
+        assert PDF_NAME in _indexed(window)
+        assert window.sync.running  # start_sync asked for before: started now
+        assert window.sync_status.text() != "Opening your knowledge base…"
+        with pytest.raises(RuntimeError):
+            window.attach_services(env.services)
+    finally:
+        window.close()
+
+
+def test_closing_the_window_before_the_knowledge_base_opens(qtbot, env) -> None:
+    """Closed while the services open: nothing waits for them, and services that arrive later
+    are not attached (app.py closes them)."""
+    window = MainWindow(
+        None,
+        SettingsStore(env.settings_path),
+        HistoryStore(env.history_path),
+        [env.docs],
+        TaskRunner(),
+        ModelWorker(),
+    )
+    qtbot.addWidget(window)
+    window.show()
+    window.ask(QUESTION)  # waits for the services
+    window.close()
+    assert not window.isVisible()
+    window.attach_services(env.services)
+    assert not window.ready and window.library_controller is None
+
+
+def test_a_knowledge_base_that_cannot_open_is_said(qtbot, env) -> None:
+    window = MainWindow(
+        None,
+        SettingsStore(env.settings_path),
+        HistoryStore(env.history_path),
+        [env.docs],
+        TaskRunner(),
+        ModelWorker(),
+    )
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.ask(QUESTION)  # waits, then is told why it is not answered
+        window.services_failed("the index is locked")
+        said = "Your knowledge base could not be opened: the index is locked"
+        assert window.notice.text() == said
+        assert f"Could not answer: {said}" in window.transcript.toPlainText()
+        assert window.sync_status.text() == "Knowledge base not open"
+        assert not window.send_button.isEnabled()
+        window.show_notice("")
+        window.ask("Another question")
+        assert window.notice.text() == said  # refused, with the reason
+        assert "Another question" not in window.transcript.toPlainText()
+    finally:
+        window.close()
+
+
+def test_the_window_module_loads_none_of_the_heavy_libraries() -> None:
+    """The window is on screen before numpy, LanceDB, onnxruntime and pyarrow load (on the thread
+    that opens the knowledge base): importing it, and app.py, must not load them."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "pyarrow", "lancedb", "onnxruntime", "gguf", "torch", "transformers")
+    code = (
+        "import sys, almanac.ui.app, almanac.ui.main_window; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == ""

@@ -17,15 +17,18 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from almanac.core.documents import is_supported
 from almanac.core.indexing.exclusions import EXCLUSIONS_FILE, Exclusions
-from almanac.core.indexing.ingest import Ingestor, ProgressCallback
 from almanac.core.indexing.writer import IndexWriter, WaitCallback
 from almanac.core.records import IngestReport
-from almanac.core.store.store import Store
 from almanac.core.system.discovery import key_path, path_key
+
+if TYPE_CHECKING:
+    # The ingestor and the store load numpy and LanceDB: the desktop window imports this module
+    # before it is on screen, and they load behind it.
+    from almanac.core.indexing.ingest import Ingestor, ProgressCallback
 
 
 class TakesOver(Protocol):
@@ -98,6 +101,8 @@ class IndexEditor:
     crashed write left), the same exclusion list and the same removal as its Ingestor's."""
 
     def __init__(self, kb_dir: Path) -> None:
+        from almanac.core.store.store import Store
+
         self.store = Store.open_existing(kb_dir)
         self.exclusions = Exclusions(kb_dir / EXCLUSIONS_FILE)
         self.writer = IndexWriter(kb_dir, on_crash=self.store.sweep_orphans)

@@ -7,13 +7,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from almanac.app.environment import Environment
 from almanac.app.services import ModelChoice, choose_model
 from almanac.app.settings import Settings, SettingsStore
-from almanac.core.llm.catalog import AddedModel, add_model
+
+if TYPE_CHECKING:
+    # The catalog reads GGUF headers (gguf, numpy): imported when a model is checked, not by
+    # the desktop window before it is on screen.
+    from almanac.core.llm.catalog import AddedModel
 
 ModelListener = Callable[[ModelChoice], None]
+
+
+def add_model(path: Path, *, progress: Callable[[int, int], None] | None = None) -> AddedModel:
+    """``almanac.core.llm.catalog.add_model``, imported when a model is first checked."""
+    from almanac.core.llm import catalog
+
+    return catalog.add_model(path, progress=progress)
 
 
 class ModelSelection:

@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from almanac import _resources
 from almanac.app.environment import Environment, model_cache_dir, read_environment
-from almanac.core.embedding.embedding import (
-    DEFAULT_EMBEDDER_BACKEND,
-    EMBEDDER_BACKENDS,
-    Embedder,
-    SentenceTransformerEmbedder,
-)
-from almanac.core.indexing.chunking import Chunker, ChunkingConfig
-from almanac.core.indexing.ingest import Ingestor
-from almanac.core.llm.base import Engine
-from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
-from almanac.core.store.store import Store
 from almanac.core.system.offline import enforce_offline_env
+
+if TYPE_CHECKING:
+    # Imported where they are used: the desktop window imports this module before it is on
+    # screen, and numpy, LanceDB and onnxruntime load on the thread that builds the services.
+    from almanac.core.embedding.embedding import Embedder
+    from almanac.core.indexing.chunking import ChunkingConfig
+    from almanac.core.indexing.ingest import Ingestor
+    from almanac.core.llm.base import Engine
+    from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
+    from almanac.core.store.store import Store
 
 APP_NAME = "Almanac"
 
@@ -144,6 +144,12 @@ def build_embedder(
     both carry the model's name and either opens any KB: cosine >= 0.988 (mean 0.995) chunk by
     chunk on SciFact, and an fp32 KB searched with int8 queries scores the same nDCG@10
     (benchmarks/retrieval_quality.py --embedder/--query-embedder)."""
+    from almanac.core.embedding.embedding import (
+        DEFAULT_EMBEDDER_BACKEND,
+        EMBEDDER_BACKENDS,
+        SentenceTransformerEmbedder,
+    )
+
     chosen = backend or DEFAULT_EMBEDDER_BACKEND
     if chosen == "fp32":
         return SentenceTransformerEmbedder(embedding_model)
@@ -166,6 +172,11 @@ def build_services(
 ) -> Services:
     """The store, embedder, ingestor and searcher of the knowledge base in ``kb_dir``.
     ``embedder_backend`` None: the one chosen in the user's Settings."""
+    from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+    from almanac.core.indexing.ingest import Ingestor
+    from almanac.core.retrieval.retrieval import Searcher
+    from almanac.core.store.store import Store
+
     enforce_offline_env()
     if embedder_backend is None:
         from almanac.app.settings import SettingsStore, default_settings_path

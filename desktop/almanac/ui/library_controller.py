@@ -13,16 +13,21 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QFile, QObject, QStandardPaths, Signal
 
 from almanac.app.library import Library, LibraryChange, is_inside
-from almanac.core.indexing.ingest import IngestCancelled, Ingestor
-from almanac.core.indexing.sync import BatchResult
 from almanac.core.records import DocumentInfo, DocumentStatus, IngestReport
 from almanac.core.system.discovery import key_path, path_key
 from almanac.ui.sync_bridge import SyncBridge
 from almanac.ui.workers import ProgressFn, TaskCancelled, TaskHandle, TaskRunner
+
+if TYPE_CHECKING:
+    # Made when the services are (behind the window): this module loads none of the core's
+    # numpy and LanceDB modules itself.
+    from almanac.core.indexing.ingest import Ingestor
+    from almanac.core.indexing.sync import BatchResult
 
 
 class LibraryController(QObject):
@@ -226,6 +231,8 @@ class LibraryController(QObject):
         def failure(message: str) -> None:
             forget()
             self.ingest_failed.emit(message)
+
+        from almanac.core.indexing.ingest import IngestCancelled  # loaded with the ingestor
 
         def wrapped(progress: ProgressFn, cancel: threading.Event) -> IngestReport:
             try:

@@ -1,8 +1,12 @@
 """The main window: conversations, the chat, sources, the library; drops, model and settings.
 
-Every service comes in through the constructor (``almanac.app.services`` builds them). Nothing slow
-runs on the GUI thread: ingestion, library queries and model checks go through the ``TaskRunner``;
-answering (search + generation) goes through the ``ModelWorker``, which owns the engine.
+The window is on screen before the knowledge base is open: the conversations, the chat and the
+question box work at once, and the services (``almanac.app.services`` builds them, on a thread)
+come in through ``attach_services`` (or the constructor, when they are ready before it). Until
+then the status bar says the knowledge base is opening, the library waits for it, and a question
+sent meanwhile is answered as soon as it is open. Nothing slow runs on the GUI thread: ingestion,
+library queries and model checks go through the ``TaskRunner``; answering (search + generation)
+goes through the ``ModelWorker``, which owns the engine.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import (
@@ -40,20 +45,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from almanac.app.answering import build_engine_from_settings
 from almanac.app.chat import ChatSession, Question
 from almanac.app.chat_export import export_file_name
 from almanac.app.environment import Environment
 from almanac.app.history import HistoryStore
 from almanac.app.library import LibraryChange, is_inside
 from almanac.app.models import ModelSelection
-from almanac.app.services import ModelChoice, Services
 from almanac.app.settings import Settings, SettingsError, SettingsStore
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
-from almanac.core.indexing.sync import SyncState
-from almanac.core.llm.base import Engine, EngineInfo
-from almanac.core.llm.catalog import AddedModel
-from almanac.core.llm.gguf_file import describe
+from almanac.core.llm.base import EngineInfo
 from almanac.core.records import (
     Answer,
     Citation,
@@ -74,6 +74,14 @@ from almanac.ui.theme import apply_theme
 from almanac.ui.window_state import WindowState
 from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandle, TaskRunner
 
+if TYPE_CHECKING:
+    # numpy, LanceDB, onnxruntime and gguf load behind the window (attach_services), not before
+    # it is on screen: this module imports none of them.
+    from almanac.app.services import ModelChoice, Services
+    from almanac.core.indexing.sync import SyncState
+    from almanac.core.llm.base import Engine
+    from almanac.core.llm.catalog import AddedModel
+
 _MODEL_FIELDS = ("model_path", "gpu_layers", "threads", "context_size")
 NO_MODEL_TEXT = "No model: answers are the best passages."
 # True whenever it shows: the first start indexes the samples in the background, and the status
@@ -84,10 +92,21 @@ FIRST_START_HINT = (
 )
 
 
+# What the window says while the services open behind it (app.py builds them on a thread).
+OPENING_TEXT = "Opening your knowledge base…"
+# A first start (no settings yet): without the model cache that `make install` prepares, the int8
+# search model is exported once before it opens (true either way).
+FIRST_START_TEXT = (
+    "Opening your knowledge base; a first start may prepare the search model first "
+    "(once, about half a minute on a laptop)…"
+)
+WAITING_TEXT = "Your question will be answered as soon as the knowledge base is open."
+
+
 class MainWindow(QMainWindow):
     def __init__(
         self,
-        services: Services,
+        services: Services | None,
         settings_store: SettingsStore,
         history: HistoryStore,
         kb_folders: list[Path],
@@ -97,9 +116,10 @@ class MainWindow(QMainWindow):
         first_start: bool = False,
         environment: Environment | None = None,
     ) -> None:
-        """``environment``: what app.bootstrap read (None: read the environment when needed)."""
+        """``services`` None: they are opening and come through ``attach_services``.
+        ``environment``: what app.bootstrap read (None: read the environment when needed)."""
         super().__init__()
-        self.services = services
+        self.services: Services | None = None
         self.settings_store = settings_store
         self.history = history
         self.kb_folders = [Path(f) for f in kb_folders]
@@ -111,8 +131,16 @@ class MainWindow(QMainWindow):
         self.first_start = first_start
         # The conversation on screen; the transcript only renders its turns.
         self.chat = ChatSession(history)
-        # One question at a time, answered on the model worker and saved where it was asked.
-        self.asker = AskController(services, self.chat, model_worker, self)
+        # One question at a time, answered on the model worker and saved where it was asked;
+        # made with the services, as is the library controller.
+        self.asker: AskController | None = None
+        self.library_controller: LibraryController | None = None
+        # A question sent before the services are open: asked when they are (one at most, as
+        # while an answer is generated).
+        self._waiting: Question | None = None
+        self._services_error = ""  # why the knowledge base could not be opened
+        self._when_ready: list[Callable[[], object]] = []  # documents added meanwhile
+        self._sync_wanted = False  # start_sync before the services: started with them
         self._indexing_label = ""
         self._closed = False
         self._library_requests = 0  # refresh_library: only the newest answer is shown
@@ -131,9 +159,11 @@ class MainWindow(QMainWindow):
         self._connect_worker()
         apply_theme(self.settings.theme)
         self.refresh_conversations()
-        self.refresh_library()
         self._update_banner()
-        self.load_model()
+        if services is not None:
+            self.attach_services(services)
+        else:
+            self._show_opening()
         # The first-start hint is in the chat (and in the banner without a model); the status
         # bar is left to what is happening now, which is where the indexing progress shows.
         for warning in settings_store.warnings:
@@ -276,20 +306,6 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_status)
         self.sync = SyncBridge(self)
         self.sync.state.connect(self._on_sync_state)
-        # Every change to the index (this window's writes, live sync's batches): one signal.
-        controller = self.library_controller = LibraryController(
-            self.services.ingestor,
-            self.kb_folders,
-            self.sync,
-            self.runner,
-            copy_added=self.settings.copy_dropped_files,
-            parent=self,
-        )
-        controller.changed.connect(self._on_library_changed)
-        controller.ingest_started.connect(lambda label: self.statusBar().showMessage(f"{label}…"))
-        controller.ingest_progress.connect(self._ingest_progress)
-        controller.ingest_done.connect(self._ingest_done)
-        controller.ingest_failed.connect(self._ingest_failed)
 
         self._build_menu()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop_generation)
@@ -324,15 +340,13 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(shortcut))
 
     def _connect_worker(self) -> None:
-        self.asker.token.connect(self._on_token)
-        self.asker.answered.connect(self._on_answered)
-        self.asker.failed.connect(self._on_failed)
         w = self.model_worker
         w.loaded.connect(self._on_model_loaded)
         w.load_failed.connect(self._on_model_load_failed)
 
     def _disconnect_worker(self) -> None:
-        self.asker.detach()
+        if self.asker is not None:
+            self.asker.detach()
         w = self.model_worker
         for signal, slot in (
             (w.loaded, self._on_model_loaded),
@@ -340,6 +354,96 @@ class MainWindow(QMainWindow):
         ):
             with contextlib.suppress(RuntimeError, TypeError):
                 signal.disconnect(slot)
+
+    # == the services ==========================================================================
+
+    @property
+    def ready(self) -> bool:
+        """The knowledge base and the embedder are open: asking and indexing work."""
+        return self.services is not None
+
+    def _show_opening(self) -> None:
+        text = FIRST_START_TEXT if self.first_start else OPENING_TEXT
+        self.sync_status.setText(text)
+        # The library lists what the index holds: it waits for the index (it is not empty).
+        self.library.setEnabled(False)
+        self.library.totals.setText("")
+        self.library.empty.setText(text)
+        self.library.empty.show()
+
+    def attach_services(self, services: Services) -> None:
+        """The knowledge base and the embedder, once open: the library fills, the model loads,
+        and a question sent meanwhile is asked now; documents added meanwhile are indexed and
+        live sync starts (when ``start_sync`` was called before)."""
+        if self.services is not None:
+            raise RuntimeError("the services are attached once")
+        if self._closed:
+            return
+        self.services = services
+        # Every change to the index (this window's writes, live sync's batches): one signal.
+        controller = self.library_controller = LibraryController(
+            services.ingestor,
+            self.kb_folders,
+            self.sync,
+            self.runner,
+            copy_added=self.settings.copy_dropped_files,
+            parent=self,
+        )
+        controller.changed.connect(self._on_library_changed)
+        controller.ingest_started.connect(lambda label: self.statusBar().showMessage(f"{label}…"))
+        controller.ingest_progress.connect(self._ingest_progress)
+        controller.ingest_done.connect(self._ingest_done)
+        controller.ingest_failed.connect(self._ingest_failed)
+        asker = self.asker = AskController(services, self.chat, self.model_worker, self)
+        asker.token.connect(self._on_token)
+        asker.answered.connect(self._on_answered)
+        asker.failed.connect(self._on_failed)
+        if self.sync_status.text() in (OPENING_TEXT, FIRST_START_TEXT):
+            self.sync_status.setText("")
+        self.library.setEnabled(True)
+        if self.library.empty.text() in (OPENING_TEXT, FIRST_START_TEXT):
+            self.library.empty.setText("Reading the library…")
+        self.refresh_library()
+        self.load_model()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            asker.ask(self.settings, waiting)
+            if waiting.conversation_id == self.conversation_id:
+                self.transcript.start_answer()
+            self.statusBar().showMessage("Answering…")
+        elif self.statusBar().currentMessage() == WAITING_TEXT:
+            self.statusBar().clearMessage()
+        pending, self._when_ready = self._when_ready, []
+        for work in pending:
+            work()
+        if self._sync_wanted:
+            self.start_sync()
+        self._update_buttons()
+
+    def services_failed(self, message: str) -> None:
+        """The knowledge base could not be opened: the window says why, and asks nothing."""
+        if self._closed or self.services is not None:
+            return
+        self._services_error = f"Your knowledge base could not be opened: {message}"
+        self.sync_status.setText("Knowledge base not open")
+        self.library.empty.setText(self._services_error)
+        self.show_notice(self._services_error)
+        self._when_ready.clear()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and waiting.conversation_id == self.conversation_id:
+            self.transcript.add_error(f"Could not answer: {self._services_error}")
+        self.statusBar().clearMessage()
+        self._update_buttons()
+
+    def _when_open(self, work: Callable[[], object], said: str) -> None:
+        """Run ``work`` once the services are open (now when they are)."""
+        if self._services_error:
+            self.show_notice(self._services_error)
+        elif self.services is None:
+            self._when_ready.append(work)
+            self.statusBar().showMessage(said, 8000)
+        else:
+            work()
 
     # == notices and status ====================================================================
 
@@ -373,7 +477,7 @@ class MainWindow(QMainWindow):
             self.banner.hide()
 
     def _update_buttons(self) -> None:
-        self.send_button.setEnabled(not self._generating)
+        self.send_button.setEnabled(not self._generating and not self._services_error)
         self.stop_button.setEnabled(self._generating)
         has_answer = self.transcript.last_answer() is not None
         self.copy_button.setEnabled(has_answer)
@@ -435,7 +539,7 @@ class MainWindow(QMainWindow):
         self.sidebar.current_id = conversation_id
         entries = [Entry(t.role, t.text, t.answer) for t in turns]
         self.transcript.set_entries(entries)
-        if self.asker.asking_in(conversation_id):
+        if self.asker is not None and self.asker.asking_in(conversation_id):
             self.transcript.start_answer()
         if not entries:
             self._show_welcome()
@@ -449,7 +553,7 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
 
     def delete_conversation(self, conversation_id: int) -> None:
-        if self.asker.asking_in(conversation_id):
+        if self._asking_in(conversation_id):
             self.stop_generation()
         current = self.conversation_id == conversation_id
         self.chat.delete(conversation_id)
@@ -463,6 +567,9 @@ class MainWindow(QMainWindow):
         text = self.input.toPlainText().strip()
         if not text or self._generating or self._closed:
             return
+        if self._services_error:
+            self.show_notice(self._services_error)
+            return
         question = self.chat.ask(text)
         self.input.clear()
         self.transcript.add_user(question.text)
@@ -475,18 +582,34 @@ class MainWindow(QMainWindow):
         self.send()
 
     def _ask(self, question: Question) -> None:
-        self.asker.ask(self.settings, question)
         self.show_notice("")
-        self.transcript.start_answer()
+        if self.asker is None:
+            # Asked once the knowledge base is open (attach_services); said meanwhile.
+            self._waiting = question
+            self.statusBar().showMessage(WAITING_TEXT)
+        else:
+            self.asker.ask(self.settings, question)
+            self.transcript.start_answer()
+            self.statusBar().showMessage("Answering…")
         self._update_buttons()
-        self.statusBar().showMessage("Answering…")
 
     @property
     def _generating(self) -> bool:
-        return self.asker.generating
+        """A question is being answered, or waits for the knowledge base."""
+        return self._waiting is not None or (self.asker is not None and self.asker.generating)
+
+    def _asking_in(self, conversation_id: int | None) -> bool:
+        if self._waiting is not None:
+            return self._waiting.conversation_id == conversation_id
+        return self.asker is not None and self.asker.asking_in(conversation_id)
 
     def stop_generation(self) -> None:
-        if self.asker.stop():
+        if self._waiting is not None:
+            # Not asked yet: it is simply not asked (the question stays in the conversation).
+            self._waiting = None
+            self.statusBar().showMessage("Not asked", 3000)
+            self._update_buttons()
+        elif self.asker is not None and self.asker.stop():
             self.statusBar().showMessage("Stopping…", 2000)
 
     def regenerate(self) -> None:
@@ -506,7 +629,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Answer copied", 2000)
 
     def _streaming_here(self) -> bool:
-        return self.asker.asking_in(self.conversation_id)
+        return self._asking_in(self.conversation_id)
 
     def _on_token(self, piece: str, conversation_id: int | None) -> None:
         if not self._closed and conversation_id == self.conversation_id:
@@ -602,6 +725,8 @@ class MainWindow(QMainWindow):
     # == the model =============================================================================
 
     def load_model(self) -> None:
+        if self.services is None:
+            return  # loaded with the services (attach_services), the knowledge base first
         settings = self.settings
         choice = self._model_choice()
         path = choice.path
@@ -613,6 +738,8 @@ class MainWindow(QMainWindow):
 
         def factory() -> Engine | None:
             # Hashing ~100 MB (and deriving the default's runtime file once) belongs on the worker.
+            from almanac.app.answering import build_engine_from_settings
+
             load = choice.prepare() if choice.prepare is not None else path
             return build_engine_from_settings(load, settings, lora=choice.lora)
 
@@ -682,6 +809,8 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.show_notice(f"Could not save the settings: {exc}")
             return
+        from almanac.core.llm.gguf_file import describe
+
         verified = " (verified against the catalog)" if added.verified else ""
         self.statusBar().showMessage(f"Model added: {describe(added.info)}{verified}", 8000)
         self.show_notice("")
@@ -738,16 +867,39 @@ class MainWindow(QMainWindow):
         if files:
             self.add_documents([Path(f) for f in files])
 
-    def add_documents(self, paths: Sequence[Path]) -> TaskHandle:
-        """Copy into the first documents folder (or index in place), then index them."""
-        return self.library_controller.add(paths)
+    def add_documents(self, paths: Sequence[Path]) -> TaskHandle | None:
+        """Copy into the first documents folder (or index in place), then index them. Before the
+        knowledge base is open: once it is (None now)."""
+        controller = self.library_controller
+        if controller is None:
+            paths = list(paths)
+            count = f"{len(paths)} item{'s' if len(paths) != 1 else ''}"
+            self._when_open(
+                lambda: self.add_documents(paths),
+                f"{count} will be added as soon as the knowledge base is open",
+            )
+            return None
+        return controller.add(paths)
 
-    def index_folders(self, folders: Sequence[Path] | None = None) -> TaskHandle:
+    def index_folders(self, folders: Sequence[Path] | None = None) -> TaskHandle | None:
         """Bring the index up to date with the documents folders (start-up, settings change)."""
-        return self.library_controller.index_folders(folders)
+        controller = self.library_controller
+        if controller is None:
+            self._when_open(
+                lambda: self.index_folders(folders),
+                "The folders will be indexed as soon as the knowledge base is open",
+            )
+            return None
+        return controller.index_folders(folders)
+
+    def _controller(self) -> LibraryController:
+        """The library's writes come from the library tab, which waits for the services."""
+        if self.library_controller is None:
+            raise RuntimeError("the knowledge base is not open yet")
+        return self.library_controller
 
     def reindex(self, paths: Sequence[str]) -> TaskHandle:
-        return self.library_controller.reindex(paths)
+        return self._controller().reindex(paths)
 
     def remove_documents(self, paths: Sequence[str]) -> TaskHandle:
         """Out of the index, kept on disk, and excluded (listed in the library) until included
@@ -756,7 +908,7 @@ class MainWindow(QMainWindow):
         def done(count: int) -> None:
             self.statusBar().showMessage(f"Removed {count} document(s) from the index", 5000)
 
-        return self.library_controller.remove(paths, done)
+        return self._controller().remove(paths, done)
 
     def delete_documents(self, paths: Sequence[str]) -> TaskHandle:
         """The files to the trash (only files inside the documents folders), then out of the
@@ -768,11 +920,11 @@ class MainWindow(QMainWindow):
             if kept:
                 self.show_notice("Not deleted: " + "; ".join(kept))
 
-        return self.library_controller.delete(paths, done)
+        return self._controller().delete(paths, done)
 
     def include_again(self, keys: Sequence[str]) -> TaskHandle:
         """Excluded documents back into the index (those still on disk)."""
-        return self.library_controller.include_again(keys)
+        return self._controller().include_again(keys)
 
     def confirm_keep_failed(self, names: Sequence[str]) -> bool:
         """Dropped files that could not be indexed: keep the copies (listed with their error)?"""
@@ -794,7 +946,7 @@ class MainWindow(QMainWindow):
     def _check_fresh_copies(self, documents: Sequence[DocumentInfo]) -> None:
         """Copies of dropped files that failed to index (by this window's task or live sync):
         the user chooses what happens to them instead of finding them later."""
-        failed = self.library_controller.failed_copies(documents)
+        failed = self._controller().failed_copies(documents)
         if not failed or self._closed:
             return
         names = [Path(display_key(d.path)).name for d in failed]
@@ -805,10 +957,10 @@ class MainWindow(QMainWindow):
         def done(_count: int) -> None:
             self.show_notice(f"Removed the copies that could not be indexed: {', '.join(names)}")
 
-        self.library_controller.remove_copies([d.path for d in failed], done)
+        self._controller().remove_copies([d.path for d in failed], done)
 
     def is_indexing(self) -> bool:
-        return self.library_controller.is_indexing()
+        return self.library_controller is not None and self.library_controller.is_indexing()
 
     def _ingest_progress(self, label: str, value: object) -> None:
         if self._closed or not isinstance(value, IngestProgress):
@@ -860,8 +1012,8 @@ class MainWindow(QMainWindow):
         self.refresh_library()
 
     def refresh_library(self) -> TaskHandle | None:
-        if self._closed:
-            return None
+        if self._closed or self.services is None:
+            return None  # attach_services refreshes it
         store = self.services.store
         exclusions = self.services.ingestor.exclusions
         # The runner has two threads, so two refreshes can finish out of order: one that read
@@ -912,9 +1064,10 @@ class MainWindow(QMainWindow):
         if folders_changed:
             self.kb_folders = folder_paths(new)
             self.library.set_folders(self.kb_folders)
-        self.library_controller.configure(self.kb_folders, copy_added=new.copy_dropped_files)
+        if self.library_controller is not None:
+            self.library_controller.configure(self.kb_folders, copy_added=new.copy_dropped_files)
         if folders_changed:
-            if self.sync.running:
+            if self.sync.running or self._sync_wanted:
                 self.start_sync()  # new folders: watch them (and reconcile them) instead
             else:
                 self.index_folders()
@@ -947,7 +1100,11 @@ class MainWindow(QMainWindow):
     # == shutdown ==============================================================================
 
     def start_sync(self) -> None:
-        """Follow the documents folders live (watchdog); reconciles with the disk first."""
+        """Follow the documents folders live (watchdog); reconciles with the disk first. Before
+        the services are open: as soon as they are."""
+        if self.services is None:
+            self._sync_wanted = True
+            return
         self.sync.start(self.services.ingestor, self.kb_folders, polling=self.settings.poll_folders)
         if not self.sync.running:
             self.sync_status.setText("Not watching (no documents folder)")
@@ -972,11 +1129,15 @@ class MainWindow(QMainWindow):
         self.hide()
         QGuiApplication.sync()  # the window system unmaps it now, not after the waits below
         self.sync.stop(timeout=0.0)  # first: no new batches start while the rest shuts down
-        self.services.ingestor.writer.cancel_all()
+        self._waiting = None
+        self._when_ready.clear()
+        if self.services is not None:
+            self.services.ingestor.writer.cancel_all()
         self._search_timer.stop()
         self.transcript.stop_rendering()
         self.model_worker.stop()
-        self.library_controller.cancel_all()
+        if self.library_controller is not None:
+            self.library_controller.cancel_all()
         self._disconnect_worker()
         self.runner.shutdown(timeout_ms=500)
         # A generation stops within one prompt slice or token; a model still loading can't be

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from almanac.core.indexing.ingest import Ingestor
-from almanac.core.indexing.sync import BatchResult, FolderSync, SyncState
+if TYPE_CHECKING:
+    # The sync (watchdog, the ingestor's numpy and LanceDB) loads when it starts, after the
+    # window is on screen.
+    from almanac.core.indexing.ingest import Ingestor
+    from almanac.core.indexing.sync import BatchResult, FolderSync, SyncState
 
 
 class SyncBridge(QObject):
@@ -43,6 +47,8 @@ class SyncBridge(QObject):
             return
         self._generation += 1
         generation = self._generation
+        from almanac.core.indexing.sync import FolderSync
+
         sync = FolderSync(
             ingestor,
             existing,

@@ -21,8 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from almanac.core.answering.citations import (
     drop_invalid_markers,
@@ -38,7 +37,6 @@ from almanac.core.answering.prompting import (
     default_system_prompt,
     source_label,
 )
-from almanac.core.embedding.embedding import Embedder
 from almanac.core.llm.base import ChatMessage, Engine, GenerationConfig, ModelError
 from almanac.core.records import (
     Answer,
@@ -48,7 +46,12 @@ from almanac.core.records import (
     SearchFilters,
     SearchResult,
 )
-from almanac.core.retrieval.retrieval import Searcher
+
+if TYPE_CHECKING:
+    # The settings import this module (AnswerConfig): numpy, the embedder and the store load
+    # with the services, not with it.
+    from almanac.core.embedding.embedding import Embedder
+    from almanac.core.retrieval.retrieval import Searcher
 
 NOT_FOUND_TEXT = "I couldn't find that in your documents."
 GENERAL_PREFIX = "Not from your documents (general knowledge):"
@@ -215,6 +218,8 @@ class AnswerService:
             return question, alone
         top = merged.hits[:3]
         vectors = self.embedder.embed([question] + [h.text for h in top])
+        import numpy as np
+
         related = max(float(np.dot(vectors[0], v)) for v in vectors[1:])
         if related < cfg.related_similarity:
             return question, alone

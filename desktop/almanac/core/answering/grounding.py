@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from almanac.core.answering.citations import marker_numbers, split_sentences, strip_markers
-from almanac.core.embedding.embedding import Embedder
+
+if TYPE_CHECKING:
+    # numpy loads with the embedder, not with this module (the settings import it).
+    import numpy as np
+
+    from almanac.core.embedding.embedding import Embedder
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_.]*[A-Za-z0-9]|[A-Za-z0-9]")
 _STOP = frozenset(
@@ -120,6 +124,8 @@ class SupportChecker:
             else:
                 checks.append((sentence, strip_markers(sentence), cited))
         if checks:
+            import numpy as np
+
             self._passage_vectors([n for _, _, cited in checks for n in cited])
             sentence_vecs = self.embedder.embed([plain for _, plain, _ in checks])
             for (sentence, plain, cited), vec in zip(checks, sentence_vecs, strict=True):

@@ -1,16 +1,22 @@
 """Text embeddings: the Embedder protocol, the sentence-transformers (fp32) and onnxruntime (int8)
 backends, and the one-time int8 export of the bundled model into a local cache."""
 
-from almanac.core.embedding.embedding import (
-    DEFAULT_EMBEDDER_BACKEND,
-    EMBEDDER_BACKENDS,
-    Embedder,
-    EmbeddingError,
-    SentenceTransformerEmbedder,
-    bundled_model_path,
-    embedding_text,
-)
-from almanac.core.embedding.onnx_embedder import OnnxEmbedder
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from almanac.core.embedding.embedding import (
+        DEFAULT_EMBEDDER_BACKEND,
+        EMBEDDER_BACKENDS,
+        Embedder,
+        EmbeddingError,
+        SentenceTransformerEmbedder,
+        bundled_model_path,
+        embedding_text,
+    )
+    from almanac.core.embedding.onnx_embedder import OnnxEmbedder
 
 __all__ = [
     "DEFAULT_EMBEDDER_BACKEND",
@@ -22,3 +28,26 @@ __all__ = [
     "bundled_model_path",
     "embedding_text",
 ]
+
+# Imported on first use (PEP 562): importing one light submodule (a record, a constant) must
+# not load numpy, LanceDB or onnxruntime with the rest of the package (the desktop window
+# is on screen before they load).
+_SUBMODULE = {
+    "DEFAULT_EMBEDDER_BACKEND": "almanac.core.embedding.embedding",
+    "EMBEDDER_BACKENDS": "almanac.core.embedding.embedding",
+    "Embedder": "almanac.core.embedding.embedding",
+    "EmbeddingError": "almanac.core.embedding.embedding",
+    "SentenceTransformerEmbedder": "almanac.core.embedding.embedding",
+    "bundled_model_path": "almanac.core.embedding.embedding",
+    "embedding_text": "almanac.core.embedding.embedding",
+    "OnnxEmbedder": "almanac.core.embedding.onnx_embedder",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _SUBMODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -9,15 +9,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol
 
 from almanac.core.system.hardware import physical_cores
 from almanac.core.system.offline import enforce_offline_env
 
-Vectors = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Vectors = npt.NDArray[np.float32]
+
+
+def __getattr__(name: str) -> object:
+    # numpy loads with an embedder, not with this module: the settings import its constants
+    # before the desktop window is on screen. ``Vectors`` is made on first use (PEP 562).
+    if name == "Vectors":
+        import numpy as np
+        import numpy.typing as npt
+
+        return npt.NDArray[np.float32]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 # How the model runs: "int8" is the ONNX export quantized to int8
 # (core/embedding/onnx_embedder.py), "fp32"
@@ -146,6 +160,8 @@ class SentenceTransformerEmbedder:
         return self._measure.offsets(text)
 
     def embed(self, texts: list[str]) -> Vectors:
+        import numpy as np
+
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         # Longest first, in batches of similar length (little padding); the lock is taken per batch
         # so a search query never waits for a whole ingest window, only for one batch.
