@@ -13,7 +13,7 @@ import contextlib
 import io
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,29 +184,108 @@ def tokenizer_agreement(tokenizer: Any, gguf: Path, texts: Sequence[str]) -> tup
     """(agreeing, total): texts that llama.cpp's tokenizer (from the GGUF) and the Hugging Face
     tokenizer used for training turn into the same ids. A difference means the model sees
     slightly different prompts at run time than it was trained on."""
+    with _vocab(gguf) as vocab:
+        same = 0
+        for text in texts:
+            theirs = _llama_ids(vocab, text, add_special=False)
+            ours = [int(t) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
+            same += theirs is not None and ours == theirs
+        return same, len(texts)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptAgreement:
+    same: int
+    total: int
+    template: str  # where the app's template comes from: "gguf", "gemma", "guessed: gemma", ...
+    first_difference: str | None  # the first prompt that differs, both renderings, shortened
+
+    @property
+    def ok(self) -> bool:
+        return self.same == self.total
+
+
+def prompt_agreement(
+    tokenizer: Any,
+    gguf: Path,
+    conversations: Sequence[Sequence[Any]],
+    *,
+    chat_format: str | None = None,
+    gguf_template: str | None = None,
+) -> PromptAgreement:
+    """Whether training and the app ask the model the same way: for each conversation (a list of
+    ``ChatMessage``), the prompt before its last assistant turn as training renders and tokenizes
+    it (the tokenizer's chat template, :func:`encoding.token_ids`), against the prompt the app's
+    engine renders from ``gguf`` (the template ``choose_chat_template`` picks for the file, or
+    ``gguf_template`` where the file will carry that one, e.g. a merged export; ``chat_format``
+    for a file without one) with llama-cpp-python's ``Jinja2ChatFormatter`` and tokenizes with
+    llama.cpp, as ``create_chat_completion`` does (BOS only where the template writes it)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from almanac.core.llm.chat_templates import choose_chat_template
+    from almanac.finetune.encoding import render, token_ids
+    from almanac.finetune.gguf_base import gguf_metadata
+
+    own = gguf_template or gguf_metadata(gguf).get("tokenizer.chat_template")
+    with _vocab(gguf) as vocab:
+        import llama_cpp
+
+        def text_of(token: int) -> str:
+            raw = llama_cpp.llama_vocab_get_text(vocab, token) if token >= 0 else b""
+            return raw.decode("utf-8", "replace") if raw else ""
+
+        def is_control(text: str) -> bool:
+            ids = _llama_ids(vocab, text, add_special=False)
+            return ids is not None and len(ids) == 1
+
+        choice = choose_chat_template(own, chat_format, is_control)
+        formatter = Jinja2ChatFormatter(
+            choice.template,
+            text_of(int(llama_cpp.llama_vocab_eos(vocab))),
+            text_of(int(llama_cpp.llama_vocab_bos(vocab))),
+        )
+        same, first = 0, None
+        for messages in conversations:
+            last = max(i for i, m in enumerate(messages) if m.role == "assistant")
+            prompt = list(messages[:last])
+            ours_text = render(tokenizer, prompt, add_generation_prompt=True)
+            ours = token_ids(tokenizer, ours_text)
+            response = formatter(messages=[{"role": m.role, "content": m.content} for m in prompt])
+            theirs = _llama_ids(vocab, response.prompt, add_special=not response.added_special)
+            if ours == theirs:
+                same += 1
+            elif first is None:
+                first = f"training {ours_text[:160]!r} vs app {response.prompt[:160]!r}"
+        return PromptAgreement(same, len(conversations), choice.source, first)
+
+
+@contextlib.contextmanager
+def _vocab(gguf: Path) -> Iterator[Any]:
+    """llama.cpp's vocabulary of ``gguf`` (no weights, no context)."""
     import llama_cpp
 
     params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True  # the tokenizer only: no weights, no context
+    params.vocab_only = True
     log = io.StringIO()  # llama.cpp describes the whole vocabulary while loading it
     with contextlib.redirect_stderr(log):
         model = llama_cpp.llama_model_load_from_file(str(gguf).encode("utf-8"), params)
     if not model:
         raise gguf_export.ExportError(f"llama.cpp could not read the vocabulary of {gguf.name}")
     try:
-        vocab = llama_cpp.llama_model_get_vocab(model)
-        same = 0
-        for text in texts:
-            data = text.encode("utf-8")
-            room = len(data) + 16
-            buf = (llama_cpp.llama_token * room)()
-            n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, room, False, True))
-            theirs = [int(t) for t in buf[: max(n, 0)]]
-            ours = [int(t) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
-            same += n >= 0 and ours == theirs
-        return same, len(texts)
+        yield llama_cpp.llama_model_get_vocab(model)
     finally:
         llama_cpp.llama_model_free(model)
+
+
+def _llama_ids(vocab: Any, text: str, *, add_special: bool) -> list[int] | None:
+    """llama.cpp's token ids for ``text`` (special tokens parsed), or None when it fails."""
+    import llama_cpp
+
+    data = text.encode("utf-8")
+    room = len(data) + 16
+    buf = (llama_cpp.llama_token * room)()
+    n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, room, add_special, True))
+    return [int(t) for t in buf[:n]] if n >= 0 else None
 
 
 def write_sha256(files: Sequence[ExportedFile], path: Path) -> Path:

@@ -12,12 +12,18 @@ show after hours of training:
 - saving: a model loaded from a GGUF is flagged as quantized and refuses ``save_pretrained``; it is
   saved from its de-quantized float weights instead.
 
-The folder is keyed by the GGUF's SHA-256, so a second run reuses it.
+A GGUF without a chat template (a base model such as Gemma-3-270M) is refused unless the recipe
+supplies one (``[model] chat_template``); the folder's tokenizer then carries that template, and the
+pipeline checks that the prompts it renders are, token for token, the prompts the app's engine
+renders from the same GGUF (``export.prompt_agreement``).
+
+The folder is keyed by the GGUF's SHA-256 (and the supplied template's), so a second run reuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -94,30 +100,42 @@ def default_cache() -> Path:
 
 
 def hf_folder_from_gguf(
-    gguf: Path, cache: Path | None = None, say: Callable[[str], None] | None = None
+    gguf: Path,
+    cache: Path | None = None,
+    say: Callable[[str], None] | None = None,
+    chat_template: str | None = None,
 ) -> Path:
-    """The Hugging Face folder for ``gguf`` (made on first use; reused by SHA-256)."""
+    """The Hugging Face folder for ``gguf`` (made on first use; reused by SHA-256).
+
+    ``chat_template``: the Jinja text the recipe supplies (``[model] chat_template``), used only
+    when the GGUF carries no template of its own (a base model); the folder's tokenizer gets it,
+    so training renders with it and a merged export carries it."""
     if not gguf.is_file():
         raise BaseModelError(f"base model file not found: {gguf}")
     cache = cache or default_cache()
     digest = sha256_file(gguf)
-    folder = cache / f"{gguf.stem}-{digest[:16]}"
-    if (folder / MARKER).is_file():
-        return folder
     meta = gguf_metadata(gguf)
     if meta.get("general.type", "model") != "model":
         raise BaseModelError(f"{gguf.name} is a {meta['general.type']} GGUF, not a model")
-    if not meta.get("tokenizer.chat_template"):
+    own = meta.get("tokenizer.chat_template")
+    if not own and not chat_template:
         raise BaseModelError(
             f"{gguf.name} carries no chat template (tokenizer.chat_template): fine-tune an "
-            "instruct/chat model, or a base whose GGUF states its template"
+            'instruct/chat model, or name one in the recipe ([model] chat_template = "gemma" '
+            "or a .jinja file)"
         )
+    supplied = None if own else chat_template
+    # A folder per template: the same base trained with another template is another folder.
+    tag = "" if supplied is None else "-t" + hashlib.sha256(supplied.encode()).hexdigest()[:8]
+    folder = cache / f"{gguf.stem}-{digest[:16]}{tag}"
+    if (folder / MARKER).is_file():
+        return folder
     if say:
         say(f"turning {gguf.name} into a Hugging Face model folder (once)")
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=cache))
     try:
-        info = _convert(gguf, meta, tmp)
+        info = _convert(gguf, meta, tmp, supplied)
         info.update({"source": str(gguf.resolve()), "sha256": digest})
         (tmp / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
         if folder.exists():
@@ -128,7 +146,9 @@ def hf_folder_from_gguf(
     return folder
 
 
-def _convert(gguf: Path, meta: dict[str, Any], out: Path) -> dict[str, Any]:
+def _convert(
+    gguf: Path, meta: dict[str, Any], out: Path, chat_template: str | None = None
+) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from almanac.core.system.offline import enforce_offline_env
@@ -147,8 +167,8 @@ def _convert(gguf: Path, meta: dict[str, Any], out: Path) -> dict[str, Any]:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if replacement is not None and backend is not None:
             backend.pre_tokenizer = replacement
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = meta["tokenizer.chat_template"]
+    # The GGUF's own template, else the recipe's: transformers may have made up another one.
+    tokenizer.chat_template = meta.get("tokenizer.chat_template") or chat_template
     same, total = _agreement(tokenizer, gguf)
     if same != total:
         raise BaseModelError(
@@ -158,7 +178,11 @@ def _convert(gguf: Path, meta: dict[str, Any], out: Path) -> dict[str, Any]:
         )
     tokenizer.save_pretrained(str(out))
     _save_weights(model, out)
-    return {"pre_tokenizer": pre, "tokenizer_agreement": [same, total]}
+    return {
+        "pre_tokenizer": pre,
+        "tokenizer_agreement": [same, total],
+        "chat_template": "gguf" if meta.get("tokenizer.chat_template") else "recipe",
+    }
 
 
 def _agreement(tokenizer: Any, gguf: Path) -> tuple[int, int]:

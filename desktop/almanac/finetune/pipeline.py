@@ -30,25 +30,30 @@ from pathlib import Path
 from typing import Any
 
 from almanac.core.embedding.embedding import Embedder
+from almanac.core.llm.base import ChatMessage
+from almanac.core.llm.chat_templates import ChatTemplateError, builtin_names, load_chat_template
 from almanac.core.llm.gguf_file import inspect_gguf
 from almanac.finetune import data as fdata
 from almanac.finetune.base_model import inspect_base_model
 from almanac.finetune.card import model_card
 from almanac.finetune.converter import supported_architectures
 from almanac.finetune.encoding import encode_conversation, load_tokenizer, render
+from almanac.finetune.errors import BaseModelError, RecipeError
 from almanac.finetune.evaluate import ExampleResult, Scores, evaluate_gguf, write_report
 from almanac.finetune.export import (
     ExportedFile,
+    PromptAgreement,
     check_adapter_loads,
     describe,
     export_adapter_gguf,
     export_gguf,
     merge_adapter,
     preflight_export,
+    prompt_agreement,
     tokenizer_agreement,
     write_sha256,
 )
-from almanac.finetune.gguf_base import hf_folder_from_gguf
+from almanac.finetune.gguf_base import PROBES, hf_folder_from_gguf
 from almanac.finetune.recipe import Recipe, load_recipe, target_modules
 from almanac.finetune.train import StepCallback, train_lora
 from almanac.tooling import gguf_export
@@ -100,10 +105,12 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
     )
     qtype = recipe.export.quant
     conversations = fdata.load_jsonl(options.data)  # a bad line fails before anything slow
+    template = _recipe_template(recipe)
     base_gguf: Path | None = None
     if options.base.suffix.lower() == ".gguf":
         base_gguf = options.base
-        options = dataclasses.replace(options, base=hf_folder_from_gguf(options.base, say=say))
+        folder = hf_folder_from_gguf(options.base, say=say, chat_template=template)
+        options = dataclasses.replace(options, base=folder)
     info = inspect_base_model(options.base)
     cache = options.converter_cache or default_converter_cache()
     src = gguf_export.converter_dir(cache)
@@ -119,6 +126,9 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
 
     tokenizer = load_tokenizer(options.base)
     encoded = {c.line: encode_conversation(tokenizer, c.messages) for c in conversations}
+    prompts: PromptAgreement | None = None
+    if base_gguf is not None:
+        prompts = _check_prompts(tokenizer, base_gguf, recipe, conversations, options, say)
     counts = fdata.check_lengths(
         conversations,
         options.data,
@@ -219,6 +229,13 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
                 f"llama.cpp tokenizes {agreement[1] - agreement[0]} of {agreement[1]} training "
                 "conversations differently from the training tokenizer"
             )
+        exported = prompt_agreement(tokenizer, output, [c.messages for c in train[:20]])
+        if not exported.ok:
+            notes.append(
+                f"the app's engine renders {exported.total - exported.same} of {exported.total} "
+                f"training prompts differently ({exported.template} template): "
+                f"{exported.first_difference}"
+            )
         if options.evaluate and recipe.eval.enabled and heldout:
             scores, details = _evaluate(
                 options, recipe, info.context_length, heldout, output, cache, work, say
@@ -240,6 +257,16 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
         "training": training,
         "files": [f.to_json() for f in files],
         "tokenizer_agreement": list(agreement) if agreement else None,
+        "prompt_agreement": (
+            {
+                "same": prompts.same,
+                "total": prompts.total,
+                "app_template": prompts.template,
+                "recipe_template": recipe.model.chat_template or None,
+            }
+            if prompts
+            else None
+        ),
         "evaluation": (
             {"before": scores[0].to_json(), "after": scores[1].to_json()} if scores else None
         ),
@@ -288,6 +315,74 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
     if not options.keep_intermediate:
         shutil.rmtree(work, ignore_errors=True)
     return FinetuneResult(output=output, files=files, scores=scores, summary=summary)
+
+
+def _recipe_template(recipe: Recipe) -> str | None:
+    """The Jinja text of the recipe's ``[model] chat_template``, or None when it names none."""
+    spec = recipe.model.chat_template
+    if not spec:
+        return None
+    try:
+        return load_chat_template(spec)
+    except ChatTemplateError as exc:
+        raise RecipeError(f"[model].chat_template: {exc}") from exc
+
+
+# A conversation shaped like the app's (system prompt with numbered sources, a follow-up), for the
+# prompt check beside the training data's own.
+_PROBE_CONVERSATION = (
+    ChatMessage("system", "Answer from the sources.\n\nSources:\n\n[1] faq.md\n" + PROBES[2]),
+    ChatMessage("user", PROBES[0]),
+    ChatMessage("assistant", PROBES[4]),
+    ChatMessage("user", " " + PROBES[1]),
+    ChatMessage("assistant", "I couldn't find that in your documents."),
+)
+
+
+def _check_prompts(
+    tokenizer: Any,
+    base_gguf: Path,
+    recipe: Recipe,
+    conversations: list[fdata.Conversation],
+    options: FinetuneOptions,
+    say: Say,
+) -> PromptAgreement:
+    """Before training: the prompts training renders are the ones the app will render, token for
+    token. A merged export carries the training tokenizer's template into its GGUF; an adapter
+    runs on ``base_gguf`` as it is, with its own template or, for a file without one, the
+    built-in the recipe names (the default model's manifest names it as "chat_format")."""
+    spec = recipe.model.chat_template.lower()
+    named = spec if spec in builtin_names() else None
+    sample = [_PROBE_CONVERSATION, *(c.messages for c in conversations[:8])]
+    if options.adapter_only:
+        agreement = prompt_agreement(tokenizer, base_gguf, sample, chat_format=named)
+    else:
+        own = str(tokenizer.chat_template)
+        agreement = prompt_agreement(tokenizer, base_gguf, sample, gguf_template=own)
+    if not agreement.ok:
+        hint = (
+            " (an adapter on a base GGUF without a template runs with a built-in template: "
+            f"name one of {', '.join(builtin_names())} in [model].chat_template)"
+            if options.adapter_only and spec and named is None
+            else ""
+        )
+        differ = agreement.total - agreement.same
+        raise BaseModelError(
+            f"the app would prompt the model differently from training: {differ} of "
+            f"{agreement.total} prompts differ ({agreement.template} template at run time)"
+            f"{hint}; first: {agreement.first_difference}"
+        )
+    say(
+        f"prompts: training and the app's engine ({agreement.template} template) agree token "
+        f"for token on {agreement.same} of {agreement.total}"
+    )
+    if options.adapter_only and agreement.template not in ("gguf",):
+        say(
+            f"{base_gguf.name} has no chat template of its own: load it with "
+            f'chat_format="{agreement.template.removeprefix("guessed: ")}" '
+            '(a default-model manifest\'s "chat_format")'
+        )
+    return agreement
 
 
 def _evaluate(

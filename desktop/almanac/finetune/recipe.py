@@ -4,6 +4,9 @@ The defaults suit 0.5B-3B chat models trained on a few hundred to a few thousand
 conversations: LoRA rank 16 on all attention and MLP projections, learning rate 2e-4, 3 epochs,
 an effective batch of 16 conversations. A recipe file overrides any of them::
 
+    [model]
+    chat_template = "gemma"  # only for a base GGUF without a chat template of its own
+
     [lora]
     r = 16
     alpha = 32
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from almanac.core.llm.chat_templates import builtin_names
 from almanac.finetune.errors import RecipeError
 from almanac.tooling.gguf_export import QTYPES
 
@@ -107,7 +111,17 @@ class EvalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelSettings:
+    # The chat template for a base GGUF that carries none (a base model, e.g. Gemma-3-270M): a
+    # built-in name (almanac.core.llm.chat_templates.BUILTIN: "gemma", "chatml") or a Jinja file
+    # (relative to the recipe's folder). Empty: the base's own template, which a base must have.
+    # A base that has a template keeps it; this one is used only where the base has none.
+    chat_template: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Recipe:
+    model: ModelSettings = field(default_factory=ModelSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     data: DataSettings = field(default_factory=DataSettings)
@@ -152,7 +166,13 @@ class Recipe:
             "threads",
         ):
             train.pop(key)
-        payload = {"lora": dataclasses.asdict(self.lora), "train": train, "data": self.data}
+        payload: dict[str, Any] = {
+            "lora": dataclasses.asdict(self.lora),
+            "train": train,
+            "data": self.data,
+        }
+        if self.model.chat_template:  # absent when unset: earlier runs' checkpoints still resume
+            payload["model"] = dataclasses.asdict(self.model)
         text = json.dumps(payload, sort_keys=True, default=dataclasses.asdict)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -179,7 +199,13 @@ def load_recipe(path: Path | None) -> Recipe:
         raw: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RecipeError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
-    return parse_recipe(raw, str(path))
+    recipe = parse_recipe(raw, str(path))
+    template = recipe.model.chat_template
+    if template and template.lower() not in builtin_names() and not Path(template).is_absolute():
+        # A template file is named relative to the recipe, wherever the command runs from.
+        resolved = str((path.parent / Path(template).expanduser()).resolve())
+        recipe = dataclasses.replace(recipe, model=ModelSettings(chat_template=resolved))
+    return recipe
 
 
 def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
@@ -232,6 +258,12 @@ def _coerce(default: Any, value: Any, where: str) -> Any:
 
 
 def validate(recipe: Recipe, source: str) -> None:
+    template = recipe.model.chat_template.strip()
+    if template and template.lower() not in builtin_names() and not template.endswith(".jinja"):
+        raise RecipeError(
+            f"{source}: [model].chat_template must be a built-in template "
+            f"({', '.join(builtin_names())}) or a .jinja file, not {template!r}"
+        )
     lora, train, data, export, ev = (
         recipe.lora,
         recipe.train,

@@ -5,7 +5,10 @@ output of the fine-tuning recipe (``models/finetune/smollm2-135m.toml``), commit
 repository in ``models/default/``. llama.cpp applies the adapter when it loads the base, so
 nothing is built at install time and both files are checked against the SHA-256 values of the
 manifest ``models/default/default-model.json``: a truncated or altered file is refused by name,
-and the app falls back to answering with passages only.
+and the app falls back to answering with passages only. A base without a chat template of its own
+(a base model such as Gemma-3-270M, trained with its recipe's ``[model] chat_template``) is named
+by the manifest's ``"chat_format"`` (``"gemma"``): pass it to ``LlamaCppEngine(chat_format=...)``
+(the engine also recognises Gemma's turn markers in the vocabulary when it is not passed).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from almanac import _resources
 from almanac.core.llm.base import ModelError
+from almanac.core.llm.chat_templates import builtin_names
 from almanac.core.llm.runtime_file import RuntimeFile, RuntimeSpec, runtime_file
 from almanac.core.system.hashing import sha256_file
 
@@ -39,6 +43,9 @@ class DefaultModel:
     description: str
     quantization: str
     runtime: RuntimeSpec | None = None  # the faster type the base is re-quantized to, if any
+    # The built-in chat template (chat_templates.BUILTIN) for a base GGUF without one of its own
+    # (a base model fine-tuned with its recipe's template); None: the GGUF's own template.
+    chat_format: str | None = None
 
     def verify(self) -> None:
         """Hash both files against the manifest (about 0.3 s for the 98 MB base)."""
@@ -83,6 +90,11 @@ def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -
             if runtime_spec
             else None
         )
+        chat_format = manifest.get("chat_format")
+        if chat_format is not None and str(chat_format).lower() not in builtin_names():
+            raise ValueError(
+                f"chat_format {chat_format!r} is not one of {', '.join(builtin_names())}"
+            )
     except FileNotFoundError as exc:
         raise DefaultModelError(
             f"the default model's manifest is missing: {manifest_path}"
@@ -111,6 +123,7 @@ def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -
         description=str(manifest.get("description", "")),
         quantization=str(base_spec.get("quantization", "")),
         runtime=runtime,
+        chat_format=str(chat_format).lower() if chat_format is not None else None,
     )
     if verify:
         model.verify()

@@ -21,18 +21,12 @@ from almanac.core.llm.base import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
+from almanac.core.llm.chat_templates import ChatTemplateError, choose_chat_template
 from almanac.core.llm.cpu_load import CpuLoad, threads_for_load
 from almanac.core.llm.gguf_file import check_fits_memory, inspect_gguf
 from almanac.core.system.hardware import physical_cores
 
-FALLBACK_TEMPLATE_NAME = "chatml"
-# Used only for models whose GGUF carries no chat template of its own.
-_CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+FALLBACK_TEMPLATE_NAME = "chatml"  # used only for a GGUF without a template of its own
 
 GpuLayers = int | str  # "auto" | "all" | "none" | a number of layers
 
@@ -98,10 +92,14 @@ class LlamaCppEngine:
         seed: int = 0,
         lora_path: Path | None = None,
         adaptive_threads: bool | None = None,
+        chat_format: str | None = None,
     ) -> None:
         """``threads`` None: every physical core, fewer while other processes keep cores busy
         (``adaptive_threads``, default on exactly when ``threads`` is None). A fixed number is
-        used as given. ``lora_path``: a LoRA adapter GGUF applied on top of the model."""
+        used as given. ``lora_path``: a LoRA adapter GGUF applied on top of the model.
+        ``chat_format``: the built-in template (``chat_templates.BUILTIN``: "gemma", "chatml")
+        for a GGUF that carries no template of its own; a file's own template always wins, and
+        without either the vocabulary's turn markers choose (see ``choose_chat_template``)."""
         path = Path(model_path)
         # Static checks first: they name the problem (not a GGUF, truncated, too large) where
         # llama.cpp's loader only says that loading failed.
@@ -148,17 +146,23 @@ class LlamaCppEngine:
         bos = self._llm._model.token_get_text(bos_id) if bos_id != -1 else ""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        if not template:
-            # No template in the file: ChatML, and stop on its end-of-turn marker too.
-            im_end = self._llm.tokenize(b"<|im_end|>", add_bos=False, special=True)
-            stop_ids = [eos_id] + (im_end if len(im_end) == 1 else [])
-            self._formatter: Any = Jinja2ChatFormatter(
-                _CHATML_TEMPLATE, eos, bos, stop_token_ids=stop_ids
+        try:
+            choice = choose_chat_template(
+                template, chat_format, lambda text: _single_token(self._llm, text) is not None
             )
-            template_source = f"fallback: {FALLBACK_TEMPLATE_NAME}"
-        else:
-            self._formatter = Jinja2ChatFormatter(template, eos, bos, stop_token_ids=[eos_id])
-            template_source = "gguf"
+        except ChatTemplateError as exc:
+            self._llm.close()
+            raise ModelError(str(exc)) from exc
+        stop_ids = [eos_id]
+        if choice.end_of_turn is not None:
+            # Stop on the template's end-of-turn marker too (ChatML's <|im_end|>, Gemma's
+            # <end_of_turn>): a base model's EOS is not the end of a turn.
+            end = _single_token(self._llm, choice.end_of_turn)
+            stop_ids += [end] if end is not None and end != eos_id else []
+        self._formatter: Any = Jinja2ChatFormatter(
+            choice.template, eos, bos, stop_token_ids=stop_ids
+        )
+        template_source = choice.source
         # One formatter renders both the prompts we count and the prompts we generate from.
         self._llm.chat_handler = self._formatter.to_chat_handler()
         layers = int(
@@ -333,6 +337,12 @@ class LlamaCppEngine:
         if not self._closed:
             self._closed = True
             self._llm.close()
+
+
+def _single_token(llm: Any, text: str) -> int | None:
+    """The id of the one control token spelled ``text``, or None when the vocabulary has none."""
+    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    return int(ids[0]) if len(ids) == 1 else None
 
 
 def _special_tokens(llm: Any) -> frozenset[str]:
