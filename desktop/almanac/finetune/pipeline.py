@@ -35,7 +35,7 @@ from almanac.core.llm.chat_templates import ChatTemplateError, builtin_names, lo
 from almanac.core.llm.gguf_file import inspect_gguf
 from almanac.finetune import data as fdata
 from almanac.finetune.base_model import inspect_base_model
-from almanac.finetune.card import model_card
+from almanac.finetune.card import keep_added_sections, model_card
 from almanac.finetune.converter import supported_architectures
 from almanac.finetune.encoding import encode_conversation, load_tokenizer, render
 from almanac.finetune.errors import BaseModelError, RecipeError
@@ -276,17 +276,21 @@ def run(options: FinetuneOptions, say: Say = _stderr) -> FinetuneResult:
     if scores is not None and details is not None:
         write_report(out, *scores, *details, {"name": name})
     card = out / "MODEL_CARD.md"
+    previous = card.read_text(encoding="utf-8") if card.exists() else ""
     card.write_text(
-        model_card(
-            name=name,
-            base=info.to_json(),
-            data=data_info,
-            recipe=recipe,
-            training=training,
-            files=files,
-            scores=scores,
-            notes=notes,
-            versions=versions,
+        keep_added_sections(
+            previous,
+            model_card(
+                name=name,
+                base=info.to_json(),
+                data=data_info,
+                recipe=recipe,
+                training=training,
+                files=files,
+                scores=scores,
+                notes=notes,
+                versions=versions,
+            ),
         ),
         encoding="utf-8",
     )
