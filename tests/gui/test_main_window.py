@@ -604,3 +604,33 @@ def test_the_window_module_loads_none_of_the_heavy_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_a_scan_saved_into_the_folder_shows_ocr_progress_then_its_document(
+    qtbot, make_window, env, tmp_path, monkeypatch
+) -> None:
+    """The OCR lane writes the scan after the sync batch that found it was announced: the
+    status bar shows the reading, and the library hears of the lane's write by itself."""
+    from almanac.core.records import DocumentStatus
+    from ocrgen import image_pdf, render_lines
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "ocr-cache"))
+    window = make_window()
+    window.start_sync()
+    qtbot.waitUntil(lambda: window.sync_status.text().startswith("Watching"), timeout=20000)
+    ocr = window.ocr_status
+    assert ocr is not None and not ocr.isVisible()
+    seen: list[str] = []
+    ocr.progressed.connect(lambda _p: seen.append(ocr.label.text()))
+    pages = [render_lines([f"Scanned page {n}: the kiln cools for {n}5 minutes."]) for n in (1, 2)]
+    (env.docs / "kiln-scan.pdf").write_bytes(image_pdf(pages, dpi=100))
+
+    def status_of_scan() -> DocumentStatus | None:
+        docs = {Path(d.path).name: d.status for d in window.library.model.documents()}
+        return docs.get("kiln-scan.pdf")
+
+    qtbot.waitUntil(lambda: status_of_scan() is DocumentStatus.INDEXED, timeout=240000)
+    assert any(t.startswith("Reading scan kiln-scan.pdf by OCR: page") for t in seen), seen
+    qtbot.waitUntil(lambda: not ocr.isVisible(), timeout=10000)
+    hits = env.services.searcher.search("kiln cools", 3).hits
+    assert hits and hits[0].path.endswith("kiln-scan.pdf")

@@ -67,6 +67,7 @@ from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_controller import LibraryController
 from almanac.ui.library_view import LibraryView
+from almanac.ui.ocr_status import OcrStatus
 from almanac.ui.settings_dialog import SettingsDialog, folder_paths
 from almanac.ui.source_viewer import SourceViewer
 from almanac.ui.sync_bridge import SyncBridge, describe_state
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         # made with the services, as is the library controller.
         self.asker: AskController | None = None
         self.library_controller: LibraryController | None = None
+        self.ocr_status: OcrStatus | None = None
         # A question sent before the services are open: asked when they are (one at most, as
         # while an answer is generated).
         self._waiting: Question | None = None
@@ -398,6 +400,11 @@ class MainWindow(QMainWindow):
         asker.token.connect(self._on_token)
         asker.answered.connect(self._on_answered)
         asker.failed.connect(self._on_failed)
+        # Scans are read by OCR outside the writer: their progress, Cancel, and the library
+        # refreshed when the lane has written one (no batch announces that write).
+        ocr = self.ocr_status = OcrStatus(services.ingestor.ocr_lane, self)
+        ocr.file_done.connect(lambda _path: self.refresh_library())
+        self.statusBar().insertPermanentWidget(0, ocr)
         if self.sync_status.text() in (OPENING_TEXT, FIRST_START_TEXT):
             self.sync_status.setText("")
         self.library.setEnabled(True)
@@ -1138,6 +1145,8 @@ class MainWindow(QMainWindow):
         self.model_worker.stop()
         if self.library_controller is not None:
             self.library_controller.cancel_all()
+        if self.ocr_status is not None:
+            self.ocr_status.detach()
         self._disconnect_worker()
         self.runner.shutdown(timeout_ms=500)
         # A generation stops within one prompt slice or token; a model still loading can't be
