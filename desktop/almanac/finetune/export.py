@@ -162,7 +162,12 @@ def check_adapter_loads(
                 f"llama.cpp could not load {what}: {exc} ({detail})"
             ) from exc
         try:
-            result: Any = llm.create_completion(prompt, max_tokens=48, temperature=0.0)
+            # The prompt as the chat path tokenizes it: special tokens parsed, and BOS once (a
+            # template that writes BOS itself, as Gemma's does, gets no second one).
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            bos = llm.tokenize(b"", add_bos=True, special=True)  # [BOS] where the model adds one
+            tokens = (bos if tokens[: len(bos)] != bos else []) + tokens
+            result: Any = llm.create_completion(tokens, max_tokens=48, temperature=0.0)
             outputs.append(str(result["choices"][0]["text"]))
         finally:
             llm.close()
