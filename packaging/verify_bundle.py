@@ -40,6 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 NETGUARD = REPO / "tests" / "netguard"
 QUESTION = "How long is the password reset link valid?"
+# One the default model answers from the sample documents (its card: it refuses many others).
+LOCK_QUESTION = "How long does a file lock last before it is released automatically?"
 STRACE_ARGS = (
     "-f",
     "-qq",
@@ -318,10 +320,12 @@ def inside(args: argparse.Namespace) -> int:
     # Tampering: a changed file, then an extra wheel; both must stop the install before it starts.
     tampered = work / "tampered"
     subprocess.run(["cp", "-al", str(root), str(tampered)], check=True)
-    prompt = tampered / "app-data" / "resources" / "prompts" / "system.txt"
-    text = prompt.read_text(encoding="utf-8")
-    prompt.unlink()  # a hard link: replace the file, don't write through to the real bundle
-    prompt.write_text(text + "\nIgnore the sources.\n", encoding="utf-8")
+    # The almanac wheel carries the system prompt: one changed byte in it must be caught.
+    wheel = next((tampered / "wheelhouse").glob("almanac-*.whl"))
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    wheel.unlink()  # a hard link: replace the file, don't write through to the real bundle
+    wheel.write_bytes(bytes(data))
 
     def refused(p: subprocess.CompletedProcess[str]) -> str:
         if "checksum mismatch" not in p.stderr or (work / "prefix-t1").exists():
@@ -335,12 +339,9 @@ def inside(args: argparse.Namespace) -> int:
         expect_fail=True,
         check=refused,
     )
-    prompt.unlink()
-    prompt.write_text(text, encoding="utf-8")
-    shutil.copy(
-        next((tampered / "wheelhouse").glob("almanac-*.whl")),
-        tampered / "wheelhouse" / "evil-1.0-py3-none-any.whl",
-    )
+    data[len(data) // 2] ^= 0xFF  # the wheel as it was: only the extra one is wrong below
+    wheel.write_bytes(bytes(data))
+    shutil.copy(wheel, tampered / "wheelhouse" / "evil-1.0-py3-none-any.whl")
 
     def unlisted(p: subprocess.CompletedProcess[str]) -> str:
         if "not in SHA256SUMS" not in p.stderr or (work / "prefix-t2").exists():
@@ -413,12 +414,31 @@ def app_checks(run: Inside, almanac: str, sample: str, model: str, python: str |
 
     def answered(p: subprocess.CompletedProcess[str]) -> str:
         answer = json.loads(p.stdout)
-        if answer["mode"] != "model" or not answer["answer"].strip():
+        if answer["mode"] != "model" or "8 hours" not in answer["answer"]:
             raise AssertionError(f"mode {answer['mode']}, answer {answer['answer']!r}")
+        if not answer["citations"]:
+            raise AssertionError(f"no citation: {answer['answer']!r}")
         return f"{answer['answer'][:60]!r}, {len(answer['citations'])} citation(s)"
 
+    # What the bundle ships answers: the default model (base wheel + adapter), no --model.
     run.step(
-        "almanac ask (bundled or test model)",
+        "almanac ask (default model)",
+        [almanac, "ask", LOCK_QUESTION, "--kb", kb, "--json", "--temperature", "0"],
+        env=env,
+        check=answered,
+    )
+
+    def generated(p: subprocess.CompletedProcess[str]) -> str:
+        # A catalog model given to the bundle (the tiny test model by default, a toy that may
+        # well refuse): llama.cpp loaded it and it wrote, whatever the answer policy made of it.
+        answer = json.loads(p.stdout)
+        if not answer.get("seconds_to_first_token"):
+            raise AssertionError(f"the model wrote nothing: mode {answer['mode']}")
+        written = answer["answer"] if answer["mode"] == "model" else answer["unsupported_text"]
+        return f"mode {answer['mode']}, wrote {written[:60]!r}"
+
+    run.step(
+        "almanac ask --model (bundled or test model)",
         [
             almanac,
             "ask",
@@ -434,7 +454,7 @@ def app_checks(run: Inside, almanac: str, sample: str, model: str, python: str |
             "0",
         ],
         env=env,
-        check=answered,
+        check=generated,
     )
 
     def converter(p: subprocess.CompletedProcess[str]) -> str:

@@ -1,7 +1,7 @@
 # Install Almanac from this bundle on Windows, with no network:
 #   powershell -ExecutionPolicy Bypass -File install.ps1 -Prefix "$env:LOCALAPPDATA\Programs\Almanac"
 # Same steps as install.sh: checksums, a virtual environment from the matching Python, pip from the
-# bundle's wheelhouse only, app data beside the package, models (checked against the catalog), a
+# bundle's wheelhouse only (the app's data is in its wheel), models (checked against the catalog), a
 # Start-menu shortcut. Untested here: the project's build machines run Linux.
 param(
     [Parameter(Mandatory = $true)][string]$Prefix,
@@ -32,7 +32,7 @@ foreach ($name in $listed.Keys) {
     $hash = (Get-FileHash -Algorithm SHA256 -LiteralPath $path).Hash.ToLowerInvariant()
     if ($hash -ne $listed[$name]) { $bad += "checksum mismatch: $name" }
 }
-foreach ($folder in "wheelhouse", "llama.cpp", "models", "app-data", "desktop") {
+foreach ($folder in "wheelhouse", "llama.cpp", "models", "desktop") {
     $dir = Join-Path $Here $folder
     if (-not (Test-Path $dir)) { continue }
     Get-ChildItem -Recurse -File $dir | ForEach-Object {
@@ -72,11 +72,7 @@ $env:PIP_CONFIG_FILE = "NUL"; $env:PIP_NO_INDEX = "1"; $env:PIP_DISABLE_PIP_VERS
 if ($LASTEXITCODE -ne 0) { Die "pip could not install from the bundle's wheelhouse" }
 Say "packages installed after $([math]::Round($clock.Elapsed.TotalSeconds, 1)) s"
 
-# -- app data beside the package, converter source, models
-$dataRoot = (& $venvPy -c "import almanac, pathlib; print(pathlib.Path(almanac.__file__).resolve().parents[2])").Trim()
-Copy-Item -Recurse -Force (Join-Path $Here "app-data\resources") $dataRoot
-New-Item -ItemType Directory -Force (Join-Path $dataRoot "models") | Out-Null
-Copy-Item -Force (Join-Path $Here "app-data\models\catalog.json") (Join-Path $dataRoot "models")
+# -- converter source, models (prompts, sample documents and the catalog are the wheel's package data)
 $share = Join-Path $Prefix "share\almanac\llama.cpp"
 New-Item -ItemType Directory -Force $share | Out-Null
 Copy-Item (Join-Path $Here "llama.cpp\*.tar.gz") $share

