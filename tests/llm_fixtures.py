@@ -31,3 +31,15 @@ def tiny_model_path() -> Path:
 def shaped_model_path(shape: str = "qwen2.5-0.5b") -> Path:
     """Random weights with the tensor shapes of a real 0.5B chat model (~400 MB, Q4_K_M)."""
     return ensure_shaped_model(TEST_MODELS, shape)
+
+
+def strip_chat_template(src: Path, dest: Path) -> Path:
+    """A copy of ``src`` without ``tokenizer.chat_template`` (everything else as it was)."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import copy_with_new_metadata
+
+    reader = gguf.GGUFReader(src)
+    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    writer = gguf.GGUFWriter(str(dest), arch=str(arch), endianess=reader.endianess)
+    copy_with_new_metadata(reader, writer, {}, [gguf.Keys.Tokenizer.CHAT_TEMPLATE])
+    return dest

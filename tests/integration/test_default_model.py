@@ -268,3 +268,30 @@ def test_the_real_default_model_answers_with_a_citation(sample_kb_dir) -> None:
     assert answer["mode"] == "model", answer
     assert answer["citations"] and not answer["invalid_markers"], answer
     # Whether it states the right fact is the benchmark's job (benchmarks/answer_quality.py).
+
+
+def test_the_manifests_chat_format_reaches_the_engine(tmp_path, tiny_gguf, monkeypatch) -> None:
+    """A default model whose base GGUF has no chat template (Gemma's package) is run with the
+    template its manifest names, by the app and `almanac ask` alike (one model choice)."""
+    from almanac.app.answering import build_engine_from_settings
+    from almanac.app.settings import Settings
+    from llm_fixtures import strip_chat_template
+
+    bare = strip_chat_template(tiny_gguf, tmp_path / "bare.gguf")
+    folder = _manifest(tmp_path / "default", bare)
+    spec = json.loads((folder / "default-model.json").read_text(encoding="utf-8"))
+    spec["chat_format"] = "gemma"
+    (folder / "default-model.json").write_text(json.dumps(spec), encoding="utf-8")
+    monkeypatch.setenv(DEFAULT_MODEL_DIR_ENV, str(folder))
+    monkeypatch.delenv(NO_DEFAULT_MODEL_ENV, raising=False)
+    monkeypatch.delenv("ALMANAC_MODEL", raising=False)
+    choice = choose_model()
+    assert choice.chat_format == "gemma"
+    engine = build_engine_from_settings(
+        choice.path, Settings(threads=1), chat_format=choice.chat_format
+    )
+    assert engine is not None
+    try:
+        assert engine.info.chat_template == "gemma"
+    finally:
+        engine.close()

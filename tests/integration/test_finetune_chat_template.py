@@ -23,6 +23,7 @@ from almanac.core.llm.base import ChatMessage, GenerationConfig
 from almanac.core.llm.chat_templates import GEMMA
 from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 from almanac.core.llm.llama_engine import LlamaCppEngine
+from llm_fixtures import strip_chat_template
 
 pytestmark = pytest.mark.slow
 
@@ -34,18 +35,6 @@ QUESTION = [
     ChatMessage("system", "Answer from the sources.\n\nSources:\n\n[1] faq.md\nRefunds: 14 days."),
     ChatMessage("user", "How long do refunds take?"),
 ]
-
-
-def strip_chat_template(src: Path, dest: Path) -> Path:
-    """A copy of ``src`` without ``tokenizer.chat_template`` (everything else as it was)."""
-    import gguf
-    from gguf.scripts.gguf_new_metadata import copy_with_new_metadata
-
-    reader = gguf.GGUFReader(src)
-    arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
-    writer = gguf.GGUFWriter(str(dest), arch=str(arch), endianess=reader.endianess)
-    copy_with_new_metadata(reader, writer, {}, [gguf.Keys.Tokenizer.CHAT_TEMPLATE])
-    return dest
 
 
 def almanac(*args: str | Path) -> tuple[int, str, str]:

@@ -81,6 +81,7 @@ def build_engine_from_settings(
     *,
     lora: Path | None = None,
     overrides: EngineOverrides | None = None,
+    chat_format: str | None = None,
 ) -> Engine | None:
     """The chat engine for ``model`` (None: sources-only, unless a server is named) with the
     Settings' context size, GPU layers and threads unless the command line named them."""
@@ -93,4 +94,5 @@ def build_engine_from_settings(
         gpu_layers=o.gpu_layers if o.gpu_layers is not None else settings.gpu_layers,
         threads=o.threads if o.threads is not None else settings.threads,
         lora=lora,
+        chat_format=chat_format,
     )

@@ -66,6 +66,7 @@ class ModelChoice:
     # Hashes the files and returns the GGUF to load (the default model's faster runtime file, or
     # ``path``); seconds of work, so it runs on the loading worker.
     prepare: Callable[[], Path] | None = None
+    chat_format: str | None = None  # the manifest's, for a base GGUF without a chat template
 
 
 def choose_model(
@@ -91,7 +92,14 @@ def choose_model(
     def prepare() -> Path:
         return found.prepare(model_cache_dir(env)).path
 
-    return ModelChoice(found.path, found.adapter, found.name, "default", prepare=prepare)
+    return ModelChoice(
+        found.path,
+        found.adapter,
+        found.name,
+        "default",
+        prepare=prepare,
+        chat_format=found.chat_format,
+    )
 
 
 def build_engine(
@@ -103,9 +111,11 @@ def build_engine(
     gpu_layers: int | str = "auto",
     threads: int | None = None,
     lora: Path | None = None,
+    chat_format: str | None = None,
 ) -> Engine | None:
     """The chat engine the settings ask for, or None (sources-only mode). ``lora``: a LoRA
-    adapter GGUF applied to the local ``model`` at load time."""
+    adapter GGUF applied to the local ``model`` at load time; ``chat_format``: the built-in
+    template for a GGUF that carries none (a default model's manifest names it)."""
     if server_url:
         from almanac.core.llm.openai_engine import OpenAICompatibleEngine
 
@@ -115,7 +125,12 @@ def build_engine(
     from almanac.core.llm.llama_engine import LlamaCppEngine
 
     return LlamaCppEngine(
-        model, n_ctx=n_ctx, gpu_layers=gpu_layers, threads=threads, lora_path=lora
+        model,
+        n_ctx=n_ctx,
+        gpu_layers=gpu_layers,
+        threads=threads,
+        lora_path=lora,
+        chat_format=chat_format,
     )
 
 

@@ -126,10 +126,12 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         embedding_model=_embedding_model(args),
         embedder_backend=args.embedder or settings.embedder_backend,
     )
-    model, lora = None, None
+    model, lora, chat_format = None, None, None
     if not args.server:
-        model, lora = _chosen_model(args.model, args.lora)
-    engine = build_engine_from_settings(model, settings, lora=lora, overrides=engines)
+        model, lora, chat_format = _chosen_model(args.model, args.lora)
+    engine = build_engine_from_settings(
+        model, settings, lora=lora, overrides=engines, chat_format=chat_format
+    )
     try:
         if engine is not None and not (args.json or args.jsonl):
             info = engine.info
@@ -148,23 +150,25 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             engine.close()
 
 
-def _chosen_model(explicit: Path | None, lora: Path | None) -> tuple[Path | None, Path | None]:
-    """The model and adapter to load (see ``choose_model``); a missing or damaged default model
-    is said once on stderr and the answers are the passages alone."""
+def _chosen_model(
+    explicit: Path | None, lora: Path | None
+) -> tuple[Path | None, Path | None, str | None]:
+    """The model, adapter and chat format to load (see ``choose_model``); a missing or damaged
+    default model is said once on stderr and the answers are the passages alone."""
     from almanac.app.services import choose_model
     from almanac.core.llm.default_model import DefaultModelError
 
     choice = choose_model(explicit, lora)
     if choice.problem is not None:
         print(f"almanac: {choice.problem}; answering with passages only", file=sys.stderr)
-        return None, None
+        return None, None, None
     if choice.prepare is not None:
         try:
-            return choice.prepare(), choice.lora
+            return choice.prepare(), choice.lora, choice.chat_format
         except DefaultModelError as exc:
             print(f"almanac: {exc}; answering with passages only", file=sys.stderr)
-            return None, None
-    return choice.path, choice.lora
+            return None, None, None
+    return choice.path, choice.lora, choice.chat_format
 
 
 def _ask_one(service: AnswerService, args: argparse.Namespace) -> int:

@@ -748,7 +748,9 @@ class MainWindow(QMainWindow):
             from almanac.app.answering import build_engine_from_settings
 
             load = choice.prepare() if choice.prepare is not None else path
-            return build_engine_from_settings(load, settings, lora=choice.lora)
+            return build_engine_from_settings(
+                load, settings, lora=choice.lora, chat_format=choice.chat_format
+            )
 
         self.model_status.setText(f"Loading {choice.name}…")
         self.model_worker.load(factory)
