@@ -11,7 +11,6 @@ goes through the ``ModelWorker``, which owns the engine.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,9 +50,8 @@ from almanac.app.environment import Environment
 from almanac.app.history import HistoryStore
 from almanac.app.library import LibraryChange, is_inside
 from almanac.app.models import ModelSelection
-from almanac.app.settings import Settings, SettingsError, SettingsStore
+from almanac.app.settings import Settings, SettingsStore
 from almanac.core.documents import SUPPORTED_EXTENSIONS, is_supported
-from almanac.core.llm.base import EngineInfo
 from almanac.core.records import (
     Answer,
     Citation,
@@ -67,32 +65,22 @@ from almanac.ui.chat_view import ChatInput, Entry, Transcript
 from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_controller import LibraryController
 from almanac.ui.library_view import LibraryView
+from almanac.ui.model_controller import FIRST_START_HINT, NO_MODEL_TEXT, ModelController
 from almanac.ui.ocr_status import OcrStatus
 from almanac.ui.settings_dialog import SettingsDialog, folder_paths
 from almanac.ui.source_viewer import SourceViewer
 from almanac.ui.sync_bridge import SyncBridge, describe_state
 from almanac.ui.theme import apply_theme
 from almanac.ui.window_state import WindowState
-from almanac.ui.workers import ModelWorker, ProgressFn, TaskCancelled, TaskHandle, TaskRunner
+from almanac.ui.workers import ModelWorker, ProgressFn, TaskHandle, TaskRunner
 
 if TYPE_CHECKING:
     # numpy, LanceDB, onnxruntime and gguf load behind the window (attach_services), not before
     # it is on screen: this module imports none of them.
-    from almanac.app.services import ModelChoice, Services
+    from almanac.app.services import Services
     from almanac.core.indexing.sync import SyncState
-    from almanac.core.llm.base import Engine
-    from almanac.core.llm.catalog import AddedModel
 
 _MODEL_FIELDS = ("model_path", "gpu_layers", "threads", "context_size")
-NO_MODEL_TEXT = "No model: answers are the best passages."
-# True whenever it shows: the first start indexes the samples in the background, and the status
-# bar (not this text) says how far that has got.
-FIRST_START_HINT = (
-    "Ask about the sample documents below (the status bar shows their indexing), drop your own "
-    "files on this window, or add a model for written answers."
-)
-
-
 # What the window says while the services open behind it (app.py builds them on a thread).
 OPENING_TEXT = "Opening your knowledge base…"
 # A first start (no settings yet): without the model cache that `make install` prepares, the int8
@@ -127,8 +115,11 @@ class MainWindow(QMainWindow):
         self.runner = runner
         self.model_worker = model_worker
         self.settings: Settings = settings_store.load()
-        # Which chat model answers: the user's (Settings), $ALMANAC_MODEL, or the default.
+        # Which chat model answers (the user's, $ALMANAC_MODEL, or the default) and its loading.
         self.models = ModelSelection(settings_store, self.settings, environment=environment)
+        self.model = ModelController(
+            self.models, model_worker, runner, first_start=first_start, parent=self
+        )
         self.first_start = first_start
         # The conversation on screen; the transcript only renders its turns.
         self.chat = ChatSession(history)
@@ -146,7 +137,6 @@ class MainWindow(QMainWindow):
         self._indexing_label = ""
         self._closed = False
         self._library_requests = 0  # refresh_library: only the newest answer is shown
-        self._model_failed = False
         self._viewer_width = 0  # the source pane's width when last closed
         self._sidebar_hidden = False  # the list made room for the source pane
 
@@ -155,10 +145,16 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.setAcceptDrops(True)
         self._build()
+        model = self.model
+        model.status.connect(self.model_status.setText)
+        model.banner.connect(self._show_banner)
+        model.notice.connect(self.show_notice)
+        model.notice_cleared.connect(self._notice_cleared)
+        model.message.connect(self.statusBar().showMessage)
+        model.settings_saved.connect(self._model_saved)
         self.window_state = WindowState(settings_store.path.with_name("window.ini"))
         self._viewer_width = self.window_state.restore(self, self.splitter)
         self.viewer.hide()  # a restored splitter state may hold it open; it opens with a source
-        self._connect_worker()
         apply_theme(self.settings.theme)
         self.refresh_conversations()
         self._update_banner()
@@ -341,21 +337,10 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
 
-    def _connect_worker(self) -> None:
-        w = self.model_worker
-        w.loaded.connect(self._on_model_loaded)
-        w.load_failed.connect(self._on_model_load_failed)
-
     def _disconnect_worker(self) -> None:
         if self.asker is not None:
             self.asker.detach()
-        w = self.model_worker
-        for signal, slot in (
-            (w.loaded, self._on_model_loaded),
-            (w.load_failed, self._on_model_load_failed),
-        ):
-            with contextlib.suppress(RuntimeError, TypeError):
-                signal.disconnect(slot)
+        self.model.detach()
 
     # == the services ==========================================================================
 
@@ -465,23 +450,8 @@ class MainWindow(QMainWindow):
         if self._notice_kind == kind:
             self.show_notice("")
 
-    def _model_choice(self) -> ModelChoice:
-        self.models.settings = self.settings
-        return self.models.current()
-
     def _update_banner(self) -> None:
-        choice = self._model_choice()
-        if choice.path is None:
-            if choice.problem:
-                self.show_notice(
-                    f"Almanac's default model can't be used: {choice.problem}.", "model"
-                )
-            hint = FIRST_START_HINT if self.first_start else "Add a GGUF model for written answers."
-            self.banner_label.setText(f"{NO_MODEL_TEXT} {hint}")
-            self.banner.show()
-            self.model_status.setText("Sources-only")
-        elif not self._model_failed:
-            self.banner.hide()
+        self.model.refresh_banner(self.settings)
 
     def _update_buttons(self) -> None:
         self.send_button.setEnabled(not self._generating and not self._services_error)
@@ -734,47 +704,7 @@ class MainWindow(QMainWindow):
     def load_model(self) -> None:
         if self.services is None:
             return  # loaded with the services (attach_services), the knowledge base first
-        settings = self.settings
-        choice = self._model_choice()
-        path = choice.path
-        if path is None:
-            self._model_failed = False
-            self.model_worker.load(lambda: None)
-            self._update_banner()
-            return
-
-        def factory() -> Engine | None:
-            # Hashing ~100 MB (and deriving the default's runtime file once) belongs on the worker.
-            from almanac.app.answering import build_engine_from_settings
-
-            load = choice.prepare() if choice.prepare is not None else path
-            return build_engine_from_settings(
-                load, settings, lora=choice.lora, chat_format=choice.chat_format
-            )
-
-        self.model_status.setText(f"Loading {choice.name}…")
-        self.model_worker.load(factory)
-
-    def _on_model_loaded(self, info: object) -> None:
-        if self._closed:
-            return
-        if isinstance(info, EngineInfo):
-            self._model_failed = False
-            self.model_status.setText(f"Model: {info.model} · {info.backend}")
-            self.banner.hide()
-            self.clear_notice("model")
-        else:
-            self._update_banner()
-
-    def _on_model_load_failed(self, message: str) -> None:
-        if self._closed:
-            return
-        self._model_failed = True
-        self.banner_label.setText(
-            f"The model could not be loaded: {message}. Answers are the best passages."
-        )
-        self.banner.show()
-        self.model_status.setText("Sources-only")
+        self.model.load(self.settings)
 
     def choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a model", "", "GGUF models (*.gguf)")
@@ -783,52 +713,22 @@ class MainWindow(QMainWindow):
 
     def add_model_file(self, path: Path) -> TaskHandle:
         """Check the GGUF (header, catalog hash) in the background, then save and load it."""
-        self.statusBar().showMessage(f"Checking {path.name}…")
-        models = self.models
+        return self.model.add_file(path, self.settings)
 
-        def work(progress: ProgressFn, cancel: threading.Event) -> AddedModel:
-            def on_hash(done: int, total: int) -> None:
-                if cancel.is_set():
-                    raise TaskCancelled()
-                progress((done, total))
-
-            return models.check(path, progress=on_hash)
-
-        def on_progress(value: object) -> None:
-            if isinstance(value, tuple) and len(value) == 2 and value[1]:
-                pct = int(100 * value[0] / value[1])
-                self.statusBar().showMessage(f"Checking {path.name}… {pct} %")
-
-        return self.runner.submit(
-            work,
-            on_success=self._model_added,
-            on_error=lambda msg: self._model_refused(path, msg),
-            on_progress=on_progress,
-        )
-
-    def _model_added(self, added: AddedModel) -> None:
-        if self._closed:
-            return
-        self.models.settings = self.settings
-        try:
-            self.settings = self.models.use(added)
-        except SettingsError as exc:
-            self.show_notice("; ".join(exc.reasons))
-            return
-        except OSError as exc:
-            self.show_notice(f"Could not save the settings: {exc}")
-            return
-        from almanac.core.llm.gguf_file import describe
-
-        verified = " (verified against the catalog)" if added.verified else ""
-        self.statusBar().showMessage(f"Model added: {describe(added.info)}{verified}", 8000)
-        self.show_notice("")
+    def _model_saved(self, settings: Settings) -> None:
+        self.settings = settings
         self.load_model()
 
-    def _model_refused(self, path: Path, message: str) -> None:
-        if not self._closed:
-            self.statusBar().clearMessage()
-            self.show_notice(f"{path.name} was not added: {message}")
+    def _show_banner(self, text: str) -> None:
+        if text:
+            self.banner_label.setText(text)
+        self.banner.setVisible(bool(text))
+
+    def _notice_cleared(self, kind: str) -> None:
+        if kind:
+            self.clear_notice(kind)
+        else:
+            self.show_notice("")
 
     # == documents =============================================================================
 
@@ -1062,7 +962,6 @@ class MainWindow(QMainWindow):
         old, self.settings = self.settings, new
         apply_theme(new.theme)
         if any(getattr(old, f) != getattr(new, f) for f in _MODEL_FIELDS):
-            self._model_failed = False
             self.load_model()
         self._update_banner()
         if self.sync.running and new.poll_folders != old.poll_folders:
