@@ -114,14 +114,9 @@ class IndexEditor:
         cancel: threading.Event | None = None,
         on_wait: WaitCallback | None = None,
     ) -> int:
-        keys = [path_key(p) for p in paths]
+        from almanac.core.indexing.ingest import remove_paths
 
-        def job(_stop: threading.Event) -> int:
-            removed = self.store.remove_under(keys)
-            self.store.maybe_maintain()
-            return removed
-
-        return self.writer.run("remove", job, cancel=cancel, on_wait=on_wait)
+        return remove_paths(self.store, self.writer, paths, cancel=cancel, on_wait=on_wait)
 
 
 def remove_documents(

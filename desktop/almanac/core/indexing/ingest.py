@@ -127,6 +127,26 @@ def posix(path: Path | str) -> str:
     return path_key(path)
 
 
+def remove_paths(
+    store: Store,
+    writer: IndexWriter,
+    paths: Sequence[Path],
+    *,
+    cancel: threading.Event | None = None,
+    on_wait: WaitCallback | None = None,
+) -> int:
+    """Forget files, or every document under folders, as one job of the knowledge base's writer
+    (also for a process that has no Ingestor: ``almanac remove``). Returns how many went."""
+    keys = [posix(p) for p in paths]
+
+    def job(_stop: threading.Event) -> int:
+        removed = store.remove_under(keys)
+        store.maybe_maintain()
+        return removed
+
+    return writer.run("remove", job, cancel=cancel, on_wait=on_wait)
+
+
 class Ingestor:
     """The ingestion pipeline of a knowledge base, and its one writer (``self.writer``).
 
@@ -254,14 +274,7 @@ class Ingestor:
         on_wait: WaitCallback | None = None,
     ) -> int:
         """Forget files, or every document under folders. Returns how many were removed."""
-        keys = [posix(p) for p in paths]
-
-        def job(_stop: threading.Event) -> int:
-            removed = self.store.remove_under(keys)
-            self.store.maybe_maintain()
-            return removed
-
-        return self.writer.run("remove", job, cancel=cancel, on_wait=on_wait)
+        return remove_paths(self.store, self.writer, paths, cancel=cancel, on_wait=on_wait)
 
     def apply_changes(
         self,
