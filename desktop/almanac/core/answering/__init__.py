@@ -3,8 +3,9 @@ check."""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from almanac.core.system.lazy import lazy_names
 
 if TYPE_CHECKING:
     from almanac.core.answering.answer import (
@@ -32,10 +33,4 @@ _SUBMODULE = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _SUBMODULE)

@@ -4,8 +4,9 @@ are kept out by the writer lock)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from almanac.core.system.lazy import lazy_names
 
 if TYPE_CHECKING:
     from almanac.core.indexing.chunking import (
@@ -62,10 +63,4 @@ _SUBMODULE = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _SUBMODULE)
