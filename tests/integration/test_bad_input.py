@@ -111,3 +111,37 @@ def test_bad_inputs_are_reported_and_the_rest_is_indexed(bad_folder: Path, tmp_p
     # Human-readable status lists every error with its reason.
     text_status = _cli("status", "--kb", str(kb))
     assert "error:" in text_status.stdout and "password-protected" in text_status.stdout
+
+
+def test_scans_have_a_larger_size_limit_than_other_files(tmp_path: Path, embedder) -> None:
+    """A 100-page manual scanned at 300 dpi is ~90 MB, over the 64 MiB every other document
+    keeps: page-image types (PDF, TIFF) have their own limit, the rest still the small one."""
+    from almanac.core.documents import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_SCAN_BYTES
+    from almanac.core.indexing.chunking import Chunker, ChunkingConfig
+    from almanac.core.indexing.ingest import Ingestor
+    from almanac.core.records import DocumentStatus
+    from almanac.core.store.store import Store
+
+    assert DEFAULT_MAX_SCAN_BYTES >= 4 * DEFAULT_MAX_FILE_BYTES  # a 100-page scan fits
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = [f"Line {n} of the long heron manual, padded to fill the page." for n in range(40)]
+    pdf = build_pdf([lines] * 60)  # ~ 150 KB
+    (docs / "long.pdf").write_bytes(pdf)
+    (docs / "long.txt").write_text("heron notes " * (len(pdf) // 12 + 1), encoding="utf-8")
+    (docs / "huge.pdf").write_bytes(pdf + b"\n%" + b"x" * len(pdf) * 2)
+    store = Store(tmp_path / "kb", dim=embedder.dim, embedder_name=embedder.name)
+    ingestor = Ingestor(
+        store,
+        embedder,
+        Chunker(embedder.count_tokens, ChunkingConfig()),
+        max_file_bytes=len(pdf) // 2,
+        max_scan_bytes=len(pdf) * 2,
+    )
+    ingestor.ingest([docs])
+    found = {Path(p).name: d for p, d in store.documents().items()}
+    assert found["long.pdf"].status is DocumentStatus.INDEXED
+    assert found["long.txt"].status is DocumentStatus.ERROR
+    assert "too large" in found["long.txt"].error
+    assert found["huge.pdf"].status is DocumentStatus.ERROR
+    assert "too large" in found["huge.pdf"].error

@@ -64,9 +64,15 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 # 5: e-mail attachments by page, with their own headings; 6: .ods attachments of e-mails read
 READERS_VERSION = 6
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+# Scans are page images: a 100-page manual scanned at 300 dpi is about 90 MB (0.9 MB a page),
+# over the limit every other document easily keeps. Files that can hold page images (PDF,
+# multi-page TIFF) have their own: about 550 such pages, read into memory once.
+DEFAULT_MAX_SCAN_BYTES = 512 * 1024 * 1024
+_PAGE_IMAGE_SUFFIXES = frozenset({".pdf", ".tif", ".tiff"})
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_SCAN_BYTES",
     "OCR_KINDS",
     "READERS_VERSION",
     "SUPPORTED_EXTENSIONS",
@@ -100,16 +106,28 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in _FORMATS
 
 
+def size_limit(
+    path: Path,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_scan_bytes: int = DEFAULT_MAX_SCAN_BYTES,
+) -> int:
+    """The most bytes ``path`` may hold: the scan limit for a type that can hold page images."""
+    return max_scan_bytes if path.suffix.lower() in _PAGE_IMAGE_SUFFIXES else max_file_bytes
+
+
 def read_document(
     path: Path,
     *,
-    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_bytes: int | None = None,
     confinement: Confinement | None = None,
 ) -> ParsedDocument:
     """Read one file into sections. Raises a ``DocumentError`` subclass with a specific message.
 
-    With ``confinement``, a path whose real location is outside those folders is refused."""
+    ``max_bytes`` None: the file's type's limit (``size_limit``). With ``confinement``, a path
+    whose real location is outside those folders is refused."""
     _reader_of(path)  # an unsupported type is refused before the file is even opened
+    if max_bytes is None:
+        max_bytes = size_limit(path)
     with open_document_file(path, confinement) as opened:
         if opened.size > max_bytes:
             raise too_large(opened.size, max_bytes)

@@ -22,6 +22,7 @@ import numpy as np
 
 from almanac.core.documents import (
     DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_SCAN_BYTES,
     READERS_VERSION,
     DocumentError,
     is_supported,
@@ -29,6 +30,7 @@ from almanac.core.documents import (
     ocr_pending,
     open_document_file,
     parse_document,
+    size_limit,
 )
 from almanac.core.documents.files import too_large
 from almanac.core.embedding.embedding import Embedder, embedding_text
@@ -162,12 +164,16 @@ class Ingestor:
         chunker: Chunker,
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_scan_bytes: int = DEFAULT_MAX_SCAN_BYTES,
         embed_window: int = 256,
     ) -> None:
+        """``max_scan_bytes``: the limit of the types that can hold page images (a scanned PDF
+        is ~0.9 MB a page); ``max_file_bytes``: every other type's."""
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
+        self.max_scan_bytes = max_scan_bytes
         self.embed_window = embed_window
         self._fingerprint = self.pipeline_fingerprint()
         # What the user removed but kept on disk stays out, whichever path finds it again.
@@ -176,7 +182,7 @@ class Ingestor:
         self.writer = IndexWriter(store.kb_dir, on_crash=store.sweep_orphans)
         # Scans are read by OCR outside the writer (seconds a page), so they never hold back the
         # queue: see ocr_lane.py. The read stage defers them; the lane writes them when read.
-        self.ocr_lane = OcrLane(self._index_after_ocr, max_file_bytes=max_file_bytes)
+        self.ocr_lane = OcrLane(self._index_after_ocr, max_file_bytes=max_scan_bytes)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -508,9 +514,10 @@ class Ingestor:
             # FIFO, a device or a link out of the folders is refused on the descriptor itself.
             with open_document_file(item.path, confinement) as opened:
                 size, mtime = opened.size, opened.mtime
-                if size > self.max_file_bytes:
+                limit = size_limit(item.path, self.max_file_bytes, self.max_scan_bytes)
+                if size > limit:
                     # Hashing hundreds of megabytes only to refuse them would stall the queue.
-                    return failure(str(too_large(size, self.max_file_bytes)), "", size, mtime)
+                    return failure(str(too_large(size, limit)), "", size, mtime)
                 sha = opened.sha256()
                 # A document made by an older reader or chunker is re-read (its vectors are
                 # reused by hash).
@@ -523,7 +530,7 @@ class Ingestor:
                     tally.files_skipped += 1
                     tally.files_done += 1
                     return None
-                data = opened.read_all(self.max_file_bytes)
+                data = opened.read_all(limit)
             if not self.ocr_lane.take_finished(item.path) and ocr_pending(item.path, data):
                 # OCR would hold the writer for seconds a page: the slow lane reads it instead,
                 # and the previous version (if any) stays searchable until then.
