@@ -362,6 +362,11 @@ def big_scan(work: Path, rng: random.Random, n_pages: int) -> dict[str, object]:
     note = load_note("before big ingest")
     seconds, _ = cli(["ingest", str(docs), "--kb", str(work / "kb-big")], work / "cache-big")
     after = load_note("after big ingest")
+    _, status = cli(["status", "--kb", str(work / "kb-big"), "--json"], work / "cache-big")
+    entry = json.loads(status)["files"][0]
+    if entry["status"] != "indexed" or not entry["chunks"]:
+        # A refused file costs no OCR: its "pages per second" would be meaningless.
+        raise SystemExit(f"the scan was not indexed: {entry['status']}: {entry.get('error')}")
     rate = n_pages / seconds
     cpu = CPU_SECONDS["ingest"]
     print(
