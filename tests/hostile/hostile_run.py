@@ -1,11 +1,12 @@
 """The hostile suite runs the real CLI in subprocesses whose memory and CPU time are measured by
-the kernel (``wait4``), under an address-space limit so a regression can't exhaust the machine."""
+the kernel (``wait4``, in a small launcher), under an address-space limit so a regression can't
+exhaust the machine."""
 
 from __future__ import annotations
 
 import json
 import os
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,22 @@ class Run:
         return json.loads(self.stdout)
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+# The measured process is started by this small launcher, not by the test process: the kernel
+# counts a process's peak RSS from before its exec too, and a child forked from pytest (well over
+# 1 GiB late in the suite) started out with pytest's resident pages in its count. The launcher
+# (a fresh interpreter, ~10 MB) limits the address space, runs the command, and reports the
+# command's own rusage.
+_LAUNCHER = """
+import json, os, resource, subprocess, sys
+limit = int(os.environ.pop("ALMANAC_TEST_AS_LIMIT"))
+report = os.environ.pop("ALMANAC_TEST_RUSAGE")
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(report, "w") as f:
+    json.dump({"returncode": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss,
+               "cpu": usage.ru_utime + usage.ru_stime}, f)
+"""
 
 
 def run_cli(*args: str, deadline: float = DEADLINE) -> Run:
@@ -50,34 +65,41 @@ def run_python(script: str, *args: str, deadline: float = DEADLINE) -> Run:
 def _run_child(argv: list[str], deadline: float) -> Run:
     # An earlier PYTHONPATH comes first: the benchmark measures an older checkout that way.
     path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO / "desktop")) if p)
-    env = dict(os.environ, PYTHONPATH=path, PYTHONIOENCODING="utf-8")
     start = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = Path(tmp) / "rusage.json"
+        env = dict(
+            os.environ,
+            PYTHONPATH=path,
+            PYTHONIOENCODING="utf-8",
+            ALMANAC_TEST_AS_LIMIT=str(ADDRESS_SPACE_LIMIT),
+            ALMANAC_TEST_RUSAGE=str(report),
+        )
         proc = subprocess.Popen(
-            [sys.executable, *argv],
+            [sys.executable, "-c", _LAUNCHER, sys.executable, *argv],
             stdout=out,
             stderr=err,
             env=env,
-            preexec_fn=_limit_memory,
+            start_new_session=True,  # a hung command is killed with its launcher
         )
-        end = time.monotonic() + deadline
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > end:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise AssertionError(f"{' '.join(argv)} still running after {deadline} s")
-            time.sleep(0.1)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it, not Popen
+        try:
+            proc.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"{' '.join(argv)} still running after {deadline} s") from None
+        measured = json.loads(report.read_text(encoding="utf-8"))
         out.seek(0)
         err.seek(0)
         return Run(
-            os.waitstatus_to_exitcode(status),
+            int(measured["returncode"]),
             out.read().decode("utf-8", errors="replace"),
             err.read().decode("utf-8", errors="replace"),
-            usage.ru_maxrss * 1024,
-            usage.ru_utime + usage.ru_stime,
+            int(measured["maxrss_kib"]) * 1024,
+            float(measured["cpu"]),
             time.monotonic() - start,
         )
