@@ -113,6 +113,21 @@ def _listed(window: MainWindow) -> int:
     return sum(isinstance(item.data(Qt.ItemDataRole.UserRole), int) for item in items)
 
 
+def _window_before_its_services(qtbot, env: Env) -> MainWindow:
+    """Shown as app.py shows it: before the knowledge base and the embedder are open."""
+    window = MainWindow(
+        None,
+        SettingsStore(env.settings_path),
+        HistoryStore(env.history_path),
+        [env.docs],
+        TaskRunner(),
+        ModelWorker(),
+    )
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
 def _indexed(window: MainWindow) -> set[str]:
     return {Path(d.path).name for d in window.library.model.documents()}
 
@@ -491,16 +506,7 @@ def test_window_is_usable_before_the_knowledge_base_opens(qtbot, env) -> None:
     earlier = seed.create("Earlier chat")
     seed.add_message(earlier.id, "user", "An earlier question")
     seed.close()
-    window = MainWindow(
-        None,
-        SettingsStore(env.settings_path),
-        HistoryStore(env.history_path),
-        [env.docs],
-        TaskRunner(),
-        ModelWorker(),
-    )
-    qtbot.addWidget(window)
-    window.show()
+    window = _window_before_its_services(qtbot, env)
     try:
         assert not window.ready
         assert window.sync_status.text() == "Opening your knowledge base…"
@@ -545,16 +551,7 @@ def test_window_is_usable_before_the_knowledge_base_opens(qtbot, env) -> None:
 def test_closing_the_window_before_the_knowledge_base_opens(qtbot, env) -> None:
     """Closed while the services open: nothing waits for them, and services that arrive later
     are not attached (app.py closes them)."""
-    window = MainWindow(
-        None,
-        SettingsStore(env.settings_path),
-        HistoryStore(env.history_path),
-        [env.docs],
-        TaskRunner(),
-        ModelWorker(),
-    )
-    qtbot.addWidget(window)
-    window.show()
+    window = _window_before_its_services(qtbot, env)
     window.ask(QUESTION)  # waits for the services
     window.close()
     assert not window.isVisible()
@@ -563,16 +560,7 @@ def test_closing_the_window_before_the_knowledge_base_opens(qtbot, env) -> None:
 
 
 def test_a_knowledge_base_that_cannot_open_is_said(qtbot, env) -> None:
-    window = MainWindow(
-        None,
-        SettingsStore(env.settings_path),
-        HistoryStore(env.history_path),
-        [env.docs],
-        TaskRunner(),
-        ModelWorker(),
-    )
-    qtbot.addWidget(window)
-    window.show()
+    window = _window_before_its_services(qtbot, env)
     try:
         window.ask(QUESTION)  # waits, then is told why it is not answered
         window.services_failed("the index is locked")
