@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,19 +12,8 @@ from pathlib import Path
 from PIL import Image
 
 from almanac.core.documents.archive import OLE_MAGIC
+from clirun import cli
 from ocrgen import image_pdf, render_lines
-
-
-def cli(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "almanac", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
 
 
 def xlsx() -> bytes:

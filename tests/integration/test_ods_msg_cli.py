@@ -6,25 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from clirun import cli
 from msggen import outlook_message
 from odsgen import support_workbook
-
-
-def cli(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
-    return subprocess.run(
-        [sys.executable, "-m", "almanac", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
 
 
 def test_ods_and_msg_indexed_and_bad_ones_reported(tmp_path: Path) -> None:
