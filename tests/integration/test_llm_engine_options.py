@@ -114,6 +114,21 @@ def test_a_guarded_opening_needs_the_models_confidence(engine) -> None:
     assert _greedy(engine, guarded_opening=full.split()[1], opening_confidence=1.0) == full
 
 
+def test_the_opening_probability_is_the_one_the_guard_compares(engine) -> None:
+    full = _greedy(engine)
+    opening = full.split()[0]
+    p = engine.opening_probability(_messages(), opening)
+    assert 0.0 < p < 1.0
+    # Just under the model's probability the opening stands; just over it, it is refused.
+    assert _greedy(engine, guarded_opening=opening, opening_confidence=p * 0.99) == full
+    above = _greedy(engine, guarded_opening=opening, opening_confidence=min(1.0, p * 1.01))
+    assert not above.startswith(opening), (p, above)
+    # A word the model would not open with gets a smaller probability than its own choice.
+    assert engine.opening_probability(_messages(), "Zebra") < p
+    # Reading the probability leaves the engine as it was: the next answer is unchanged.
+    assert _greedy(engine) == full
+
+
 # -- threads ----------------------------------------------------------------------------------
 
 

@@ -123,6 +123,10 @@ def test_squad_uses_only_the_training_articles(tmp_path):
     for item in items:
         assert item.answer is not None and item.answer.endswith("[1]")
         assert item.forbid[0] in item.answer and item.sources[0] in item.answer
+    # The held-out articles, asked for by name (calibration data), are exactly the other two.
+    heldout_docs, heldout_items = squad_documents_and_items(path, part="heldout")
+    assert sorted(heldout_docs) == ["squad/river-3.md", "squad/river-7.md"]
+    assert {i.question for i in heldout_items} == {"How long is river 3?", "How long is river 7?"}
 
 
 def test_the_shipped_training_data_holds_no_evaluation_material():

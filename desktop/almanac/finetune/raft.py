@@ -100,17 +100,18 @@ def _slug(text: str) -> str:
 
 
 def squad_documents_and_items(
-    squad_json: Path, *, per_paragraph: int = 1, seed: int = 0
+    squad_json: Path, *, per_paragraph: int = 1, seed: int = 0, part: str = "train"
 ) -> tuple[dict[str, str], list[Item]]:
-    """The training part of SQuAD dev as Markdown documents (one per article, its paragraphs
-    separated) and extractive items: the answer is the passage's sentence that holds the
-    answer span, cited. Questions are sampled ``per_paragraph`` per paragraph."""
+    """A part of SQuAD dev (``squad_part``: "train", or "heldout" for calibrating on articles
+    training never saw) as Markdown documents (one per article, its paragraphs separated) and
+    extractive items: the answer is the passage's sentence that holds the answer span, cited.
+    Questions are sampled ``per_paragraph`` per paragraph."""
     data = json.loads(squad_json.read_text(encoding="utf-8"))["data"]
     rng = random.Random(seed)
     documents: dict[str, str] = {}
     items: list[Item] = []
     for index, article in enumerate(data):
-        if squad_part(index) != "train":
+        if squad_part(index) != part:
             continue
         title = str(article["title"]).replace("_", " ")
         name = f"squad/{_slug(title)}.md"
@@ -324,6 +325,7 @@ def build(
     squad_per_paragraph: int = 1,
     squad_limit: int | None = None,
     embedder_backend: str | None = None,
+    squad_split: str = "train",
 ) -> tuple[list[Conversation], BuildStats]:
     """Index the material in ``work`` and build every conversation (deterministic for a seed)."""
     from almanac.app.services import build_services
@@ -332,7 +334,7 @@ def build(
     items: list[Item] = []
     if squad is not None:
         documents, squad_items = squad_documents_and_items(
-            squad, per_paragraph=squad_per_paragraph, seed=seed
+            squad, per_paragraph=squad_per_paragraph, seed=seed, part=squad_split
         )
         for name, text in documents.items():
             target = docs / name

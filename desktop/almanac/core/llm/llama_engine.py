@@ -303,6 +303,41 @@ class LlamaCppEngine:
             size = max(PREFILL_MIN, min(N_BATCH, int(PREFILL_SECONDS / max(per_token, 1e-6))))
         return not stop.is_set()
 
+    def opening_probability(self, messages: Sequence[ChatMessage], opening: str) -> float:
+        """The probability the model gives ``opening``'s first token as its answer's first token
+        (what ``GenerationConfig.opening_confidence`` is compared with): for calibrating that
+        floor on questions with known answers. NaN when the opening has no token of its own."""
+        if self._closed:
+            raise ModelError("the model was closed")
+        import numpy as np
+
+        token = self._opening_token(messages, opening)
+        if token is None:
+            return float("nan")
+        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        self._fit_threads()
+        self._prefill(payload, threading.Event())
+        rendered = self._formatter(messages=payload)
+        last = self._llm.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )[-1]
+        self._llm.eval([last])
+        # llama-cpp-python keeps no scores without logits_all: read the context's own logits.
+        logits = self._llm._ctx.get_logits()
+        scores = np.ctypeslib.as_array(logits, shape=(self._llm.n_vocab(),)).astype(np.float64)
+        shifted = np.exp(scores - scores.max())
+        return float(shifted[token] / shifted.sum())
+
+    def _opening_token(self, messages: Sequence[ChatMessage], opening: str) -> int | None:
+        """``opening``'s first token as it follows this prompt (a SentencePiece vocabulary
+        tokenizes a word differently at the start of a text than after the prompt's newline)."""
+        prompt = self.render(messages)
+        before = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        after = self._llm.tokenize((prompt + opening).encode("utf-8"), add_bos=False, special=True)
+        if len(after) <= len(before) or after[: len(before)] != before:
+            return None
+        return int(after[len(before)])
+
     def _opening_guard(self, messages: Sequence[ChatMessage], config: GenerationConfig) -> Any:
         """A logits processor that lets ``config.guarded_opening``'s first token open the answer
         only with at least ``config.opening_confidence`` probability (None when not asked)."""
@@ -311,16 +346,10 @@ class LlamaCppEngine:
         import numpy as np
         from llama_cpp import LogitsProcessorList
 
-        # The opening's first token as it follows this prompt (a SentencePiece vocabulary
-        # tokenizes a word differently at the start of a text than after the prompt's newline).
-        prompt = self.render(messages)
-        before = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        after = self._llm.tokenize(
-            (prompt + config.guarded_opening).encode("utf-8"), add_bos=False, special=True
-        )
-        if len(after) <= len(before) or after[: len(before)] != before:
+        token = self._opening_token(messages, config.guarded_opening)
+        if token is None:
             return None
-        token, floor = after[len(before)], config.opening_confidence
+        floor = config.opening_confidence
         first = [True]
 
         def guard(_input_ids: Any, scores: Any) -> Any:
