@@ -37,17 +37,30 @@ FLASH_ATTENTION = False
 RECHECK_SECONDS = 0.5
 # The prompt is evaluated in slices sized to take about this long, with a look at the stop flag
 # between them: one llama_decode call can't be interrupted, and a whole prompt in one call took
-# 10 s on a busy 2-core laptop, so Stop waited that long. Small slices cost no speed on CPU here
-# (SmolLM2-135M + adapter, 1,500 tokens, 2 shared cores: 32- and 64-token slices 200-246 tokens/s,
-# whole 512-token batches 62-182). The first slice is small (the speed is not known yet); the
-# next ones are sized from it. benchmarks/close_latency.py measures Stop.
-PREFILL_SECONDS = 0.1
+# 10 s on a busy 2-core laptop, so Stop waited that long. The first slice is small (the speed is
+# not known yet); the next ones are sized from it. benchmarks/close_latency.py measures Stop.
+PREFILL_SECONDS = 0.2
 PREFILL_FIRST = 16
 PREFILL_MIN = 8
+# Each llama_decode call has a fixed cost, which tiny slices pay per token: SmolLM2-135M +
+# adapter, 1 thread, an 840-token prompt, CPU seconds to the first token (load 4 on 2 cores):
+# 8-token slices 4.02, 16 3.02, 32 2.78, 64-512 2.6-2.95. On a busy machine a wall-clock target
+# alone shrank the slices to 8 tokens (the engine cost 35 % more CPU than llama.cpp's own path),
+# so slices are at least this many tokens as long as that takes under PREFILL_MAX_SECONDS.
+PREFILL_EFFICIENT = 32
+PREFILL_MAX_SECONDS = 0.5
 # Token attributes that make llama.cpp's tokenizer (special=True) match a token by its text.
 _SPECIAL_ATTRS = 1 << 3 | 1 << 0  # LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_UNKNOWN
 _USER_DEFINED = 1 << 4  # LLAMA_TOKEN_ATTR_USER_DEFINED
 _MARKUP = frozenset("<>[]|{}")
+
+
+def prefill_slice(seconds_per_token: float) -> int:
+    """Tokens in the next prompt slice: about PREFILL_SECONDS of work, at least
+    PREFILL_EFFICIENT tokens unless that would take over PREFILL_MAX_SECONDS, at most N_BATCH."""
+    per_token = max(seconds_per_token, 1e-6)
+    efficient = min(PREFILL_EFFICIENT, int(PREFILL_MAX_SECONDS / per_token))
+    return min(N_BATCH, max(PREFILL_MIN, efficient, int(PREFILL_SECONDS / per_token)))
 
 
 def resolve_gpu_layers(setting: GpuLayers, gpu_available: bool) -> int:
@@ -300,7 +313,7 @@ class LlamaCppEngine:
             llm.eval(part)
             cached += len(part)
             per_token = (time.monotonic() - started) / len(part)
-            size = max(PREFILL_MIN, min(N_BATCH, int(PREFILL_SECONDS / max(per_token, 1e-6))))
+            size = prefill_slice(per_token)
         return not stop.is_set()
 
     def opening_probability(self, messages: Sequence[ChatMessage], opening: str) -> float:
