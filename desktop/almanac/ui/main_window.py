@@ -31,16 +31,11 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QPushButton,
     QSplitter,
     QTabWidget,
-    QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -61,11 +56,12 @@ from almanac.core.records import (
 )
 from almanac.core.system.discovery import display_key
 from almanac.ui.ask_controller import AskController
-from almanac.ui.chat_view import ChatInput, Entry, Transcript
+from almanac.ui.chat_pane import ChatPane
+from almanac.ui.chat_view import Entry
 from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_controller import LibraryController
 from almanac.ui.library_view import LibraryView
-from almanac.ui.model_controller import FIRST_START_HINT, NO_MODEL_TEXT, ModelController
+from almanac.ui.model_controller import FIRST_START_HINT, ModelController
 from almanac.ui.ocr_status import OcrStatus
 from almanac.ui.settings_dialog import SettingsDialog, folder_paths
 from almanac.ui.source_viewer import SourceViewer
@@ -147,7 +143,7 @@ class MainWindow(QMainWindow):
         self._build()
         model = self.model
         model.status.connect(self.model_status.setText)
-        model.banner.connect(self._show_banner)
+        model.banner.connect(self.chat_pane.show_banner)
         model.notice.connect(self.show_notice)
         model.notice_cleared.connect(self._notice_cleared)
         model.message.connect(self.statusBar().showMessage)
@@ -183,88 +179,34 @@ class MainWindow(QMainWindow):
         self.rename_button = sidebar.rename_button
         self.delete_button = sidebar.delete_button
 
-        # -- centre: banner, transcript, actions, input
-        self.banner = QFrame()
-        self.banner.setObjectName("banner")
-        self.banner.setStyleSheet(
-            "#banner { background: #fff4ce; border: 1px solid #e6d08a; border-radius: 4px; }"
-            "#banner QLabel { color: #5c4a00; }"
-        )
-        self.banner_label = QLabel(NO_MODEL_TEXT)
-        self.banner_label.setWordWrap(True)
-        self.add_model_button = QPushButton("Add model…")
+        # -- centre: banner, notice, transcript, actions, input (their own widget; the names
+        # below are its parts)
+        chat = self.chat_pane = ChatPane()
+        self.banner = chat.banner
+        self.banner_label = chat.banner_label
+        self.add_model_button = chat.add_model_button
+        self.notice = chat.notice
+        self.notice_close = chat.notice_close
+        self.transcript = chat.transcript
+        self.copy_button = chat.copy_button
+        self.regenerate_button = chat.regenerate_button
+        self.export_button = chat.export_button
+        self.input = chat.input
+        self.send_button = chat.send_button
+        self.stop_button = chat.stop_button
         self.add_model_button.clicked.connect(self.choose_model)
-        banner_row = QHBoxLayout(self.banner)
-        banner_row.setContentsMargins(8, 4, 8, 4)
-        banner_row.addWidget(self.banner_label, 1)
-        banner_row.addWidget(self.add_model_button)
-
-        self.notice = QLabel()
-        self.notice.setObjectName("notice")
-        self.notice.setWordWrap(True)
-        self.notice.setTextFormat(Qt.TextFormat.PlainText)
-        self.notice.setStyleSheet(
-            "#notice { background: #fde7e9; color: #6e0b12; border-radius: 4px; padding: 4px; }"
-        )
-        self.notice.hide()
-        self._notice_kind = ""
-        # A notice can always be dismissed; the ones with a known cause also go by themselves
-        # once that cause is gone (clear_notice).
-        self.notice_close = QToolButton()
-        self.notice_close.setText("\u2715")
-        self.notice_close.setAutoRaise(True)
-        self.notice_close.setToolTip("Dismiss")
-        self.notice_close.setAccessibleName("Dismiss the notice")
-        self.notice_close.clicked.connect(lambda: self.show_notice(""))
-        self.notice_close.hide()
-        notice_row = QHBoxLayout()
-        notice_row.setSpacing(2)
-        notice_row.addWidget(self.notice, 1)
-        notice_row.addWidget(self.notice_close, 0, Qt.AlignmentFlag.AlignTop)
-
-        self.transcript = Transcript()
         self.transcript.citation_requested.connect(self.show_citation)
         self.transcript.link_refused.connect(
             lambda url: self.statusBar().showMessage(f"Links are not opened: {url}", 5000)
         )
         self.transcript.regenerate_requested.connect(self.regenerate)
         self.transcript.copied.connect(lambda text: self.statusBar().showMessage(text, 3000))
-
-        self.copy_button = QPushButton("Copy answer")
-        self.regenerate_button = QPushButton("Regenerate")
-        self.export_button = QPushButton("Export…")
         self.copy_button.clicked.connect(self.copy_answer)
         self.regenerate_button.clicked.connect(self.regenerate)
         self.export_button.clicked.connect(lambda: self.export_conversation())
-        actions = QHBoxLayout()
-        actions.addStretch(1)
-        for b in (self.copy_button, self.regenerate_button, self.export_button):
-            actions.addWidget(b)
-
-        self.input = ChatInput()
-        self.input.setFixedHeight(64)
         self.input.submitted.connect(self.send)
-        self.send_button = QPushButton("Send")
-        self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop_generation)
-        input_row = QHBoxLayout()
-        input_row.addWidget(self.input, 1)
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.send_button)
-        buttons.addWidget(self.stop_button)
-        input_row.addLayout(buttons)
-
-        chat = QWidget()
-        chat.setObjectName("chat")
-        chat_layout = QVBoxLayout(chat)
-        chat_layout.setContentsMargins(6, 6, 6, 6)
-        chat_layout.addWidget(self.banner)
-        chat_layout.addLayout(notice_row)
-        chat_layout.addWidget(self.transcript, 1)
-        chat_layout.addLayout(actions)
-        chat_layout.addLayout(input_row)
 
         self.library = LibraryView()
         self.library.set_folders(self.kb_folders)
@@ -441,14 +383,10 @@ class MainWindow(QMainWindow):
 
     def show_notice(self, text: str, kind: str = "") -> None:
         """``kind`` names the cause ("ingest", "model") so that fixing it clears the notice."""
-        self.notice.setText(text)
-        self.notice.setVisible(bool(text))
-        self.notice_close.setVisible(bool(text))
-        self._notice_kind = kind if text else ""
+        self.chat_pane.show_notice(text, kind)
 
     def clear_notice(self, kind: str) -> None:
-        if self._notice_kind == kind:
-            self.show_notice("")
+        self.chat_pane.clear_notice(kind)
 
     def _update_banner(self) -> None:
         self.model.refresh_banner(self.settings)
@@ -718,11 +656,6 @@ class MainWindow(QMainWindow):
     def _model_saved(self, settings: Settings) -> None:
         self.settings = settings
         self.load_model()
-
-    def _show_banner(self, text: str) -> None:
-        if text:
-            self.banner_label.setText(text)
-        self.banner.setVisible(bool(text))
 
     def _notice_cleared(self, kind: str) -> None:
         if kind:
