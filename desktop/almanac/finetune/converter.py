@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -126,25 +125,4 @@ def convert_lora_to_gguf(
         "--outtype",
         outtype,
     ]
-    env = dict(os.environ)
-    env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(src / "gguf-py"), str(src), env.get("PYTHONPATH", "")) if p
-    )
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TRANSFORMERS_OFFLINE"] = "1"
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        partial.unlink(missing_ok=True)
-        raise ExportError(f"converting the adapter to GGUF failed: {exc}") from exc
-    if proc.returncode != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        raise ExportError(
-            "converting the adapter to GGUF failed: "
-            + gguf_export._tail(proc.stderr or proc.stdout)
-        )
-    os.replace(partial, out)
-    return out
+    return gguf_export.run_converter(cmd, src, partial, out, "converting the adapter", timeout)

@@ -179,6 +179,15 @@ def convert_hf_to_gguf(
     ]
     if vocab_only:
         cmd.append("--vocab-only")
+    return run_converter(cmd, src, partial, out, f"converting {model_dir.name}", timeout)
+
+
+def run_converter(
+    cmd: list[str], src: Path, partial: Path, out: Path, what: str, timeout: float
+) -> Path:
+    """Run one of llama.cpp's Python converters (unpacked in ``src``) offline, writing
+    ``partial`` and renaming it to ``out`` only when it succeeded (a failed or killed run never
+    leaves a file that looks finished). ``what`` begins the error message."""
     env = dict(os.environ)
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py, not the installed one
     env["PYTHONPATH"] = os.pathsep.join(
@@ -193,12 +202,10 @@ def convert_hf_to_gguf(
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         partial.unlink(missing_ok=True)
-        raise ExportError(f"converting {model_dir.name} to GGUF failed: {exc}") from exc
+        raise ExportError(f"{what} to GGUF failed: {exc}") from exc
     if proc.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
-        raise ExportError(
-            f"converting {model_dir.name} to GGUF failed: " + _tail(proc.stderr or proc.stdout)
-        )
+        raise ExportError(f"{what} to GGUF failed: " + _tail(proc.stderr or proc.stdout))
     os.replace(partial, out)
     return out
 
