@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,31 @@ def test_sources_come_from_search_and_a_third_are_refusals(make_kb, sample_kb, s
         for n, (label, text) in sources.items():
             if n not in holding and not any(a in _norm(f"{label} {text}") for a in related):
                 assert _norm(text) in searched[question], (question, text)
+
+
+def test_each_origin_gets_its_own_third_of_refusals(make_kb, sample_kb, sample_items):
+    """Hand-written material with unanswerable items of its own beside material without any:
+    each comes out about a third refusals, so "refuse" is never learned as a style of source."""
+    kb = make_kb()
+    kb.ingestor.ingest([sample_kb])
+    chunks = [c for path in sorted(kb.store.documents()) for c in kb.store.chunks_of(path)]
+    from almanac.core.records import Hit
+
+    passages = Passages(
+        Hit(c.chunk_id, c.doc_path, c.page, c.start, c.end, c.heading, c.text, 0.0) for c in chunks
+    )
+    native = sum(1 for i in sample_items if i.answer is None) / len(sample_items)
+    assert native > 0.2  # the hand-written set has refusals of its own
+    answerable = [replace(i, origin="plain") for i in sample_items if i.answer is not None]
+    answerable = [i for i in answerable if i.follow_up_of is None]
+    builder = Builder(
+        lambda q, k: list(kb.searcher.search(q, k).hits), passages, source_root=None, seed=5
+    )
+    conversations = builder.build([*sample_items, *answerable, *answerable])
+    for origin in ("sample-kb", "plain"):
+        mine = [c for c in conversations if c.origin == origin]
+        refused = sum(c.messages[-1].content == REFUSAL for c in mine) / len(mine)
+        assert 0.26 <= refused <= 0.41, (origin, refused, len(mine))
 
 
 def test_squad_uses_only_the_training_articles(tmp_path):
