@@ -176,3 +176,33 @@ def test_cancelled_scan_is_not_indexed(kb, docs: Path, live) -> None:
     assert report.added == 1 and not report.failed
     assert kb.store.documents()[posix(docs / "scan.pdf")].status is DocumentStatus.INDEXED
     assert searchable(kb, "Q177")
+
+
+def test_progress_reaches_the_listener_in_the_order_it_happened(kb, docs: Path) -> None:
+    """The writer's thread (queueing a scan) and the lane's thread both report progress. The
+    writer's report is held up here, as a busy scheduler may hold a thread between reading the
+    progress and handing it on, until the lane has reported the scan it started (or for a while:
+    with ordered reports the lane cannot report first). The listener must never hear "nothing
+    is being read" between two reports of the scan: the status bar took that for "done"."""
+    lane = kb.ingestor.ocr_lane
+    lane_reported = threading.Event()
+    heard: list[str] = []
+
+    def listener(progress: OcrProgress) -> None:
+        if threading.current_thread().name == "almanac-ocr-lane":
+            lane_reported.set()
+        elif not heard:
+            lane_reported.wait(10.0)
+        heard.append(progress.current)
+
+    lane.on_progress = listener
+    (docs / "scan.pdf").write_bytes(scan(2))
+    report = kb.ingestor.ingest([docs], wait_for_ocr=False)
+    assert not report.failed
+    assert lane.wait_idle()
+    lane.on_progress = None
+    reading = [i for i, current in enumerate(heard) if current]
+    assert reading, heard
+    # "" (waiting) before the scan starts, the scan while it is read, "" once it is done.
+    assert all(heard[i] for i in range(reading[0], reading[-1] + 1)), heard
+    assert heard[-1] == "", heard

@@ -86,6 +86,11 @@ class OcrLane:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._done = threading.Condition(self._lock)
+        # Taken around reading the progress and handing it to on_progress: the writer's thread
+        # (submit) and the lane's thread both report, and a snapshot taken first but delivered
+        # second told the status bar "nothing being read" in the middle of a scan (it announced
+        # the scan as done, and its page 2 of 2 was never shown).
+        self._report_lock = threading.Lock()
         # Files whose OCR this lane finished: the writer reads them inline next time, even if
         # the cache could not be written (no loop of deferrals).
         self._finished: set[str] = set()
@@ -229,8 +234,13 @@ class OcrLane:
         self._report()
 
     def _report(self) -> None:
-        if self.on_progress is not None:
+        """Hand the progress to ``on_progress``, which must return quickly (the other thread
+        waits to report its own)."""
+        with self._report_lock:
+            callback = self.on_progress
+            if callback is None:
+                return
             try:
-                self.on_progress(self.progress)
+                callback(self.progress)
             except Exception:  # a progress display must not stop the lane
                 log.exception("OCR progress callback failed")
