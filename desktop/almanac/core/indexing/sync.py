@@ -268,6 +268,7 @@ class FolderSync:
         self._done = 0
         self._total = 0
         self._last_state: SyncState | None = None
+        self._emit_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -740,13 +741,18 @@ class FolderSync:
     def _emit_state(self, force: bool = False) -> None:
         if self._on_state is None:
             return
-        state = self.state
-        if force or state != self._last_state:
-            self._last_state = state
-            try:
-                self._on_state(state)
-            except Exception as exc:  # a UI callback bug must not end sync
-                self._last_error = f"state callback failed: {exc}"
+        # The sync thread and the writer's thread (ingest progress) both report: reading the
+        # state and handing it on happen under one lock, so a state read first is never
+        # delivered after a newer one (a stale "indexing 3 of 5" after "idle" would stay on
+        # screen until the next change). The callback must return quickly.
+        with self._emit_lock:
+            state = self.state
+            if force or state != self._last_state:
+                self._last_state = state
+                try:
+                    self._on_state(state)
+                except Exception as exc:  # a UI callback bug must not end sync
+                    self._last_error = f"state callback failed: {exc}"
 
 
 def _unique(paths: Iterable[Path]) -> list[Path]:
