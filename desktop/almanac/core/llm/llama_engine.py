@@ -63,6 +63,15 @@ def prefill_slice(seconds_per_token: float) -> int:
     return min(N_BATCH, max(PREFILL_MIN, efficient, int(PREFILL_SECONDS / per_token)))
 
 
+def token_probability(logits: Any, token: int) -> float:
+    """``token``'s probability under the softmax of ``logits`` (one row of the vocabulary)."""
+    import numpy as np
+
+    values = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(values - values.max())
+    return float(shifted[token] / shifted.sum())
+
+
 def resolve_gpu_layers(setting: GpuLayers, gpu_available: bool) -> int:
     """llama.cpp's n_gpu_layers for a user setting; -1 means every layer."""
     if isinstance(setting, int):
@@ -290,11 +299,7 @@ class LlamaCppEngine:
         """Evaluate the prompt (all but its last token) in short slices, checking ``stop`` between
         them; False when stopped. llama-cpp-python then finds the prompt in its cache (it keeps
         the evaluated tokens and decodes only where a prompt diverges) and decodes one token."""
-        rendered = self._formatter(messages=payload)
-        # Tokenized exactly as llama-cpp-python's chat handler does, so the cache matches.
-        tokens = self._llm.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-        )[:-1]
+        tokens = self._prompt_tokens(payload)[:-1]
         llm = self._llm
         cached = 0
         for have, want in zip(llm._input_ids, tokens, strict=False):
@@ -330,16 +335,20 @@ class LlamaCppEngine:
         payload: Any = [{"role": m.role, "content": m.content} for m in messages]
         self._fit_threads()
         self._prefill(payload, threading.Event())
-        rendered = self._formatter(messages=payload)
-        last = self._llm.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-        )[-1]
-        self._llm.eval([last])
+        self._llm.eval(self._prompt_tokens(payload)[-1:])
         # llama-cpp-python keeps no scores without logits_all: read the context's own logits.
         logits = self._llm._ctx.get_logits()
-        scores = np.ctypeslib.as_array(logits, shape=(self._llm.n_vocab(),)).astype(np.float64)
-        shifted = np.exp(scores - scores.max())
-        return float(shifted[token] / shifted.sum())
+        return token_probability(np.ctypeslib.as_array(logits, shape=(self._llm.n_vocab(),)), token)
+
+    def _prompt_tokens(self, payload: Any) -> list[int]:
+        """The prompt's tokens exactly as llama-cpp-python's chat handler makes them, so that
+        its prefix cache finds what ``_prefill`` evaluated."""
+        rendered = self._formatter(messages=payload)
+        return list(
+            self._llm.tokenize(
+                rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+            )
+        )
 
     def _opening_token(self, messages: Sequence[ChatMessage], opening: str) -> int | None:
         """``opening``'s first token as it follows this prompt (a SentencePiece vocabulary
@@ -368,8 +377,7 @@ class LlamaCppEngine:
         def guard(_input_ids: Any, scores: Any) -> Any:
             if first[0]:  # the answer's first token only
                 first[0] = False
-                shifted = np.exp(scores - scores.max())
-                if shifted[token] / shifted.sum() < floor:
+                if token_probability(scores, token) < floor:
                     scores[token] = -np.inf
             return scores
 
