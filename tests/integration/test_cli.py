@@ -11,20 +11,14 @@ from pathlib import Path
 
 import pytest
 
+import clirun
 from almanac.core.system.discovery import path_key
 
 HIT_FIELDS = {"path", "page", "start", "end", "heading", "score", "text"}
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "almanac", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return clirun.cli(*args, stdin=stdin, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from almanac.core.llm.llama_engine import LlamaCppEngine
 from almanac.core.retrieval.retrieval import Searcher
 from almanac.core.store.store import Store
 from almanac.tooling import eval_report as er
+from clirun import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -463,18 +463,6 @@ def test_answer_metrics_with_the_tiny_model(
 
 
 # -- the CLI -------------------------------------------------------------------------------------
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ALMANAC_MODEL"}
-    return subprocess.run(
-        [sys.executable, "-m", "almanac", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
 
 
 def assert_png(path: Path) -> None:
