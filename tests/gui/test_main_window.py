@@ -72,16 +72,7 @@ def make_window(qtbot, env):
             store.load(), model_path=str(model) if model else None, **changes
         )
         store.save(settings)
-        window = MainWindow(
-            env.services,
-            store,
-            HistoryStore(env.history_path),
-            [env.docs],
-            TaskRunner(),
-            ModelWorker(),
-        )
-        qtbot.addWidget(window)
-        window.show()
+        window = _shown_window(qtbot, env, env.services)
         windows.append(window)
         if model is not None:
             qtbot.waitUntil(lambda: window.model_status.text().startswith("Model:"), timeout=60000)
@@ -113,10 +104,10 @@ def _listed(window: MainWindow) -> int:
     return sum(isinstance(item.data(Qt.ItemDataRole.UserRole), int) for item in items)
 
 
-def _window_before_its_services(qtbot, env: Env) -> MainWindow:
-    """Shown as app.py shows it: before the knowledge base and the embedder are open."""
+def _shown_window(qtbot, env: Env, services: Services | None) -> MainWindow:
+    """A window over the test's settings, history and documents folder, on screen."""
     window = MainWindow(
-        None,
+        services,
         SettingsStore(env.settings_path),
         HistoryStore(env.history_path),
         [env.docs],
@@ -126,6 +117,11 @@ def _window_before_its_services(qtbot, env: Env) -> MainWindow:
     qtbot.addWidget(window)
     window.show()
     return window
+
+
+def _window_before_its_services(qtbot, env: Env) -> MainWindow:
+    """Shown as app.py shows it: before the knowledge base and the embedder are open."""
+    return _shown_window(qtbot, env, None)
 
 
 def _indexed(window: MainWindow) -> set[str]:
