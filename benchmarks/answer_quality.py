@@ -218,6 +218,19 @@ def _relative(path: str, docs: Path) -> str:
         return path
 
 
+def open_engine(spec: ModelSpec, ask: Mapping[str, Any], threads: int | None) -> Any:
+    """The model (and its adapter) loaded as ``almanac ask`` loads it (``_ask_settings``)."""
+    from almanac.core.llm.llama_engine import LlamaCppEngine
+
+    return LlamaCppEngine(
+        spec.path,
+        n_ctx=ask["ctx"],
+        gpu_layers=ask["gpu_layers"],
+        threads=threads,
+        lora_path=spec.adapter,
+    )
+
+
 def run_model(
     spec: ModelSpec,
     questions: Sequence[Question],
@@ -230,16 +243,10 @@ def run_model(
     from almanac.core.answering.answer import AnswerConfig, AnswerService
     from almanac.core.answering.citations import strip_markers
     from almanac.core.evaluation.eval_answers import AnswerReport, score_answer
-    from almanac.core.llm.llama_engine import LlamaCppEngine
     from almanac.core.records import AnswerMode
 
-    extra: dict[str, Any] = {}
-    if spec.adapter is not None:
-        extra["lora_path"] = spec.adapter
     started = time.perf_counter()
-    engine = LlamaCppEngine(
-        spec.path, n_ctx=ask["ctx"], gpu_layers=ask["gpu_layers"], threads=threads, **extra
-    )
+    engine = open_engine(spec, ask, threads)
     load_seconds = time.perf_counter() - started
     try:
         service = AnswerService(

@@ -92,14 +92,10 @@ def conversations(items: int, seed: int) -> list[Any]:
     return built
 
 
-def measure(spec: Any, dev: Sequence[Any], threads: int | None, ctx: int) -> dict[str, Any]:
+def measure(spec: Any, dev: Sequence[Any], threads: int | None) -> dict[str, Any]:
     from almanac.core.answering.answer import NOT_FOUND_TEXT
-    from almanac.core.llm.llama_engine import LlamaCppEngine
 
-    extra: dict[str, Any] = {}
-    if spec.adapter is not None:
-        extra["lora_path"] = spec.adapter
-    engine = LlamaCppEngine(spec.path, n_ctx=ctx, threads=threads, **extra)
+    engine = answer_quality.open_engine(spec, answer_quality._ask_settings(), threads)
     answerable: list[float] = []
     unanswerable: list[float] = []
     started = time.process_time()
@@ -138,10 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     models = args.model or answer_quality.default_models()[1:]
     dev = conversations(args.items, args.seed)
-    ctx = answer_quality._ask_settings()["ctx"]
     report = []
     for spec in models:
-        measured = measure(spec, dev, args.threads, ctx)
+        measured = measure(spec, dev, args.threads)
         table = floor_table(measured["answerable"], measured["unanswerable"])
         auc = roc_auc(measured["answerable"], measured["unanswerable"])
         floor = recommend(table, args.target_refusals)
