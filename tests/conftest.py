@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,18 @@ from almanac.core.indexing.chunking import Chunker, ChunkingConfig
 from almanac.core.indexing.ingest import Ingestor
 from almanac.core.retrieval.retrieval import RetrievalConfig, Searcher
 from almanac.core.store.store import Store
+from inotify_queue import repair_leftover
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _inotify_queue_as_the_machine_had_it() -> None:
+    # Every watcher in the suite needs the kernel's normal event queue (see inotify_queue).
+    repaired = repair_leftover()
+    if repaired:
+        warnings.warn(repaired, stacklevel=1)
 
 
 @pytest.fixture(scope="session", autouse=True)

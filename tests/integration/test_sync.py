@@ -23,6 +23,7 @@ from almanac.core.indexing.sync import FolderSync, SyncState
 from almanac.core.records import DocumentStatus
 from almanac.core.store.store import Store
 from almanac.core.system.discovery import walk
+from inotify_queue import can_shrink, tiny_queue
 
 from kbcheck import assert_consistent
 
@@ -359,29 +360,22 @@ def test_killed_mid_sync_then_restarted_reconciles(kb, docs: Path, tmp_path: Pat
     assert "reconciled: added" in log2.read_text()
 
 
-QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
-
-
 @pytest.mark.skipif(
-    not (QUEUE_LIMIT.exists() and os.access(QUEUE_LIMIT, os.W_OK)),
+    not can_shrink(),
     reason="needs Linux inotify and root, to give the watcher a tiny event queue",
 )
 def test_changes_lost_in_an_inotify_overflow_are_found(kb, docs: Path) -> None:
-    old = QUEUE_LIMIT.read_text()
     sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
-    # An inotify instance keeps the limit it was created with. watchdog creates it on its own
-    # thread, some time after start(): the limit is restored only once an event came through.
-    QUEUE_LIMIT.write_text("8")
     try:
-        try:
+        # An inotify instance keeps the limit it was created with. watchdog creates it on its
+        # own thread, some time after start(): the limit is restored once an event came through.
+        with tiny_queue():
             sync.start()
             assert sync.wait_idle(WAIT)
             assert sync.stats.reconciles == 1  # the start-up one
             probe = docs / "probe.md"
             probe.write_text("# Probe\n\nThe watcher is up.\n", encoding="utf-8")
             wait_for(lambda: key(probe) in kb.store.documents(), what="the probe file")
-        finally:
-            QUEUE_LIMIT.write_text(old)
         assert sync.wait_idle(WAIT)
         before = sync.stats.reconciles  # 1, or 2 if even the probe's few events overflowed
         for i in range(200):  # ~1,200 events into a queue of 8: most are dropped by the kernel
@@ -396,7 +390,7 @@ def test_changes_lost_in_an_inotify_overflow_are_found(kb, docs: Path) -> None:
 
 
 @pytest.mark.skipif(
-    not (QUEUE_LIMIT.exists() and os.access(QUEUE_LIMIT, os.W_OK)),
+    not can_shrink(),
     reason="needs Linux inotify and root, to give the watcher a small event queue",
 )
 def test_a_rescan_does_not_overflow_the_event_queue_by_itself(kb, docs: Path) -> None:
@@ -408,17 +402,13 @@ def test_a_rescan_does_not_overflow_the_event_queue_by_itself(kb, docs: Path) ->
             f"# Doc {i}\n\nEntry {i:05d} of the parts list.\n", encoding="utf-8"
         )
     kb.ingestor.ingest([docs])  # indexed beforehand: every rescan below only reads and hashes
-    old = QUEUE_LIMIT.read_text()
     sync = FolderSync(kb.ingestor, [docs], quiet_period=0.2)
-    QUEUE_LIMIT.write_text("8")  # 300 files read = 600+ open/close events with the old mask
     try:
-        try:
+        with tiny_queue():  # 300 files read = 600+ open/close events with the old mask
             sync.start()
             probe = docs / "probe.md"
             probe.write_text("# Probe\n\nThe watcher is up.\n", encoding="utf-8")
             wait_for(lambda: key(probe) in kb.store.documents(), what="the probe file")
-        finally:
-            QUEUE_LIMIT.write_text(old)
         assert sync.wait_idle(WAIT)
         for _ in range(
             5
