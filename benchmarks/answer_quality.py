@@ -121,15 +121,29 @@ class ModelSpec:
     name: str
     path: Path
     adapter: Path | None = None
+    chat_format: str | None = None  # for a base without a chat template (Gemma 3 270M)
+
+
+MODEL_SYNTAX = "NAME=PATH.gguf[+ADAPTER.gguf][@CHAT_FORMAT]"
 
 
 def parse_model(value: str) -> ModelSpec:
-    """``NAME=PATH.gguf`` or ``NAME=PATH.gguf+ADAPTER.gguf``."""
+    """``NAME=PATH.gguf``, ``NAME=PATH.gguf+ADAPTER.gguf``, either with ``@gemma`` (a built-in
+    chat template, as a default model's manifest names one)."""
+    from almanac.core.llm.chat_templates import BUILTIN
+
     name, sep, rest = value.partition("=")
     if not sep or not name or not rest:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH.gguf[+ADAPTER.gguf], got {value!r}")
-    model, plus, adapter = rest.partition("+")
-    spec = ModelSpec(name, Path(model), Path(adapter) if plus else None)
+        raise argparse.ArgumentTypeError(f"expected {MODEL_SYNTAX}, got {value!r}")
+    files, at, chat_format = rest.rpartition("@")
+    if not at or not re.fullmatch(r"[\w-]+", chat_format):  # no suffix; "@" in a file name
+        files, chat_format = rest, ""
+    if chat_format and chat_format not in BUILTIN:
+        raise argparse.ArgumentTypeError(
+            f"{name}: unknown chat format {chat_format!r} (known: {', '.join(sorted(BUILTIN))})"
+        )
+    model, plus, adapter = files.partition("+")
+    spec = ModelSpec(name, Path(model), Path(adapter) if plus else None, chat_format or None)
     for file in (spec.path, spec.adapter):
         if file is not None and not file.is_file():
             raise argparse.ArgumentTypeError(f"{name}: no such file: {file}")
@@ -228,6 +242,7 @@ def open_engine(spec: ModelSpec, ask: Mapping[str, Any], threads: int | None) ->
         gpu_layers=ask["gpu_layers"],
         threads=threads,
         lora_path=spec.adapter,
+        chat_format=spec.chat_format,
     )
 
 
@@ -426,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model",
         action="append",
         type=parse_model,
-        metavar="NAME=PATH.gguf[+ADAPTER.gguf]",
+        metavar=MODEL_SYNTAX,
         help="a model to compare (repeatable); default: the base SmolLM2-135M-Instruct Q4_1 and "
         "the app's default model",
     )

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model",
         action="append",
         type=answer_quality.parse_model,
-        metavar="NAME=PATH.gguf[+ADAPTER.gguf]",
+        metavar=answer_quality.MODEL_SYNTAX,
         help="a model to calibrate (repeatable); default: the app's default model",
     )
     parser.add_argument("--items", type=int, default=90, help="SQuAD items to build from")

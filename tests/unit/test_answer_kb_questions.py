@@ -8,6 +8,7 @@ documents, so a model is never marked wrong for refusing a question they do answ
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -149,3 +150,20 @@ def test_training_material_never_mentions_the_held_out_product() -> None:
         and b"larkspur" in path.read_bytes().lower()
     ]
     assert not leaks
+
+
+def test_a_model_spec_names_its_adapter_and_chat_format(tmp_path: Path) -> None:
+    base, adapter = tmp_path / "base.gguf", tmp_path / "lora@1.gguf"
+    base.write_bytes(b"GGUF")
+    adapter.write_bytes(b"GGUF")
+    spec = BENCH.parse_model(f"gemma={base}+{adapter}@gemma")
+    assert (spec.name, spec.path, spec.adapter, spec.chat_format) == (
+        "gemma",
+        base,
+        adapter,
+        "gemma",
+    )
+    plain = BENCH.parse_model(f"base={base}+{adapter}")
+    assert (plain.path, plain.adapter, plain.chat_format) == (base, adapter, None)
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown chat format 'llama9'"):
+        BENCH.parse_model(f"x={base}@llama9")
