@@ -173,6 +173,8 @@ def test_gemma_is_recognised_and_stops_at_the_end_of_its_turn(gemma):
         # One BOS: the template writes it and llama-cpp-python adds none of its own.
         tokens = engine._llm.tokenize(prompt.encode(), add_bos=False, special=True)
         assert tokens.count(engine._llm.token_bos()) == 1 and tokens[0] == engine._llm.token_bos()
+        # The context budget counts the prompt as generation tokenizes it, BOS once too.
+        assert engine.count_tokens(QUESTION) == len(tokens)
     finally:
         engine.close()
 

@@ -245,9 +245,10 @@ class LlamaCppEngine:
         return str(response.prompt)
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        prompt = self.render(messages)
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        return len(tokens)
+        # Counted as generation will tokenize it: a template that writes BOS itself (Gemma's)
+        # gets no second one, which llama.cpp would also warn about on every question.
+        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        return len(self._prompt_tokens(payload))
 
     def stream_chat(
         self,
