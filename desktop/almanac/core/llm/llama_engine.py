@@ -72,6 +72,11 @@ def token_probability(logits: Any, token: int) -> float:
     return float(shifted[token] / shifted.sum())
 
 
+def _payload(messages: Sequence[ChatMessage]) -> Any:
+    """Messages as llama-cpp-python's chat formatter takes them."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
 def resolve_gpu_layers(setting: GpuLayers, gpu_available: bool) -> int:
     """llama.cpp's n_gpu_layers for a user setting; -1 means every layer."""
     if isinstance(setting, int):
@@ -240,14 +245,14 @@ class LlamaCppEngine:
             self._threads_now = wanted
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
-        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        payload = _payload(messages)
         response = self._formatter(messages=payload)
         return str(response.prompt)
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         # Counted as generation will tokenize it: a template that writes BOS itself (Gemma's)
         # gets no second one, which llama.cpp would also warn about on every question.
-        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        payload = _payload(messages)
         return len(self._prompt_tokens(payload))
 
     def stream_chat(
@@ -260,7 +265,7 @@ class LlamaCppEngine:
             raise ModelError("the model was closed")
         if stop is not None and stop.is_set():
             return
-        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        payload = _payload(messages)
         self._fit_threads()
         # Always in slices, stop flag or not: the same prompt gives the same numbers everywhere.
         if not self._prefill(payload, stop or threading.Event()):
@@ -333,7 +338,7 @@ class LlamaCppEngine:
         token = self._opening_token(messages, opening)
         if token is None:
             return float("nan")
-        payload: Any = [{"role": m.role, "content": m.content} for m in messages]
+        payload = _payload(messages)
         self._fit_threads()
         self._prefill(payload, threading.Event())
         self._llm.eval(self._prompt_tokens(payload)[-1:])
