@@ -1,7 +1,7 @@
 """Inspect a GGUF model file without loading it: what it is, whether it is whole, whether it fits.
 
-Everything here reads the file's header through the ``gguf`` package (memory-mapped, so even a 5 GB
-model costs only the pages of its header) and never starts llama.cpp. That makes it cheap enough to
+Everything here reads the file's header (``gguf_header``: memory-mapped, so even a 5 GB model
+costs only the pages of its header) and never starts llama.cpp. That makes it cheap enough to
 run when the user picks a file, and it turns the usual failures into specific one-line messages
 before llama.cpp gets a chance to abort with a generic "failed to load model".
 
@@ -21,11 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-from gguf import GGUFReader, LlamaFileType
+from gguf import GGMLQuantizationType, LlamaFileType
 from gguf.constants import GGML_QUANT_SIZES, MODEL_ARCH_NAMES
 
 from almanac.core.llm.base import (
@@ -36,8 +33,17 @@ from almanac.core.llm.base import (
     TruncatedModelError,
     UnsupportedModelError,
 )
+from almanac.core.llm.gguf_header import (
+    GGUF_MAGIC,
+    GgufHeader,
+    HeaderError,
+    HeaderPastEnd,
+    TensorInfo,
+    UnsupportedVersion,
+    read_gguf_header,
+    scalar,
+)
 
-GGUF_MAGIC = b"GGUF"
 # llama.cpp allocates the KV cache as f16 by default: 2 bytes per element for K and for V.
 _KV_BYTES_PER_ELEMENT = 2
 _KNOWN_ARCHITECTURES = frozenset(MODEL_ARCH_NAMES.values())
@@ -94,40 +100,6 @@ def _per_head(embedding_length: int | None, head_count: int | None) -> int | Non
     return None
 
 
-class _PastEndError(Exception):
-    """A header or tensor read reached past the end of the file (raised by _BoundedReader)."""
-
-    def __init__(self, needed: int, have: int, part: str) -> None:
-        super().__init__(f"{part} needs {needed} bytes, file has {have}")
-        self.needed = needed
-        self.have = have
-        self.part = part
-
-
-class _BoundedReader(GGUFReader):
-    """GGUFReader that says *where* a cut file ends instead of failing on a short numpy slice.
-
-    The stock reader slices its memory map, and slicing past the end quietly returns fewer bytes;
-    the failure then surfaces later as an unrelated reshape or index error. Checking each read's
-    end offset here turns every such case into one precise "truncated" signal.
-    """
-
-    def _get(
-        self,
-        offset: int,
-        dtype: npt.DTypeLike,
-        count: int = 1,
-        override_order: Literal["I", "S", "<"] | None = None,
-    ) -> npt.NDArray[Any]:
-        end = int(offset) + np.dtype(dtype).itemsize * int(count)
-        size = int(self.data.shape[0])
-        if end > size:
-            # data_offset is assigned once the header is parsed, right before tensors are mapped.
-            part = "tensor data" if "data_offset" in self.__dict__ else "header"
-            raise _PastEndError(end, size, part)
-        return super()._get(offset, dtype, count, override_order)
-
-
 def inspect_gguf(path: Path) -> GgufInfo:
     """Read ``path``'s GGUF header. Raises a :class:`ModelError` subclass with a one-line reason."""
     path = Path(path)
@@ -147,21 +119,27 @@ def inspect_gguf(path: Path) -> GgufInfo:
         raise NotAModelError(f"not a GGUF model file ({path.name}: {_describe_non_gguf(head)})")
 
     try:
-        reader = _BoundedReader(path)
-    except _PastEndError as e:
-        raise TruncatedModelError(
-            f"model file is truncated: {path.name} has {e.have} bytes but its {e.part} "
-            f"runs to at least {e.needed} (an incomplete download or copy?)"
-        ) from e
+        header = read_gguf_header(path)
+    except HeaderPastEnd as e:
+        raise _truncated(path, e.have, e.part, e.needed) from e
     except OSError as e:
         raise ModelError(f"cannot read model file {path}: {e.strerror or e}") from e
-    except (ValueError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as e:
-        raise _header_error(path, e) from e
-    try:
-        return _info_from_reader(path, size, reader)
-    finally:
-        # Drop the memory map now: on Windows an open map keeps the file from being moved.
-        del reader
+    except UnsupportedVersion as e:
+        raise UnsupportedModelError(
+            f"unsupported GGUF version in {path.name} ({e}); a newer Almanac may read it"
+        ) from e
+    except HeaderError as e:
+        raise NotAModelError(
+            f"not a usable GGUF model file ({path.name}: corrupt header: {e})"
+        ) from e
+    return _info_from_header(path, size, header)
+
+
+def _truncated(path: Path, have: int, part: str, needed: int) -> TruncatedModelError:
+    return TruncatedModelError(
+        f"model file is truncated: {path.name} has {have} bytes but its {part} "
+        f"runs to at least {needed} (an incomplete download or copy?)"
+    )
 
 
 def _describe_non_gguf(head: bytes) -> str:
@@ -185,32 +163,9 @@ def _describe_non_gguf(head: bytes) -> str:
         return f"it starts with bytes {head[:4].hex(' ')}, not 'GGUF'"
 
 
-def _header_error(path: Path, e: Exception) -> ModelError:
-    text = " ".join(str(e).split())
-    if "version" in text:
-        # e.g. "Sorry, file appears to be version 4 which we cannot handle"
-        return UnsupportedModelError(
-            f"unsupported GGUF version in {path.name} ({text}); a newer Almanac may read it"
-        )
-    if "GGMLQuantizationType" in text:
-        return UnsupportedModelError(
-            f"unsupported model file {path.name}: it uses a tensor type this version does not "
-            f"know ({text})"
-        )
-    return NotAModelError(f"not a usable GGUF model file ({path.name}: corrupt header: {text})")
-
-
-def _field(reader: GGUFReader, key: str) -> Any:
-    field = reader.get_field(key)
-    if field is None or not field.types:
-        return None
-    # Scalars come back as Python values; per-layer values (head_count_kv in some architectures)
-    # as lists, which _int_field reduces.
-    return field.contents()
-
-
-def _int_field(reader: GGUFReader, key: str) -> int | None:
-    value = _field(reader, key)
+def _int_field(header: GgufHeader, key: str) -> int | None:
+    # Per-layer values (head_count_kv in some architectures) are lists: the largest counts.
+    value = scalar(header, key)
     if isinstance(value, list):
         ints = [int(v) for v in value if isinstance(v, int | float)]
         return max(ints) if ints else None
@@ -221,13 +176,13 @@ def _int_field(reader: GGUFReader, key: str) -> int | None:
     return None
 
 
-def _str_field(reader: GGUFReader, key: str) -> str | None:
-    value = _field(reader, key)
+def _str_field(header: GgufHeader, key: str) -> str | None:
+    value = scalar(header, key)
     return value if isinstance(value, str) and value else None
 
 
-def _quantization(reader: GGUFReader) -> str | None:
-    file_type = _int_field(reader, "general.file_type")
+def _quantization(header: GgufHeader) -> str | None:
+    file_type = _int_field(header, "general.file_type")
     if file_type is not None:
         try:
             label = LlamaFileType(file_type).name
@@ -236,17 +191,20 @@ def _quantization(reader: GGUFReader) -> str | None:
         return label.removeprefix("MOSTLY_").removeprefix("ALL_")
     # Older converters left general.file_type out: name the type holding most of the bytes.
     by_type: dict[str, int] = {}
-    for tensor in reader.tensors:
-        by_type[tensor.tensor_type.name] = by_type.get(tensor.tensor_type.name, 0) + int(
-            tensor.n_bytes
-        )
+    for tensor in header.tensors:
+        name = GGMLQuantizationType(tensor.type).name
+        by_type[name] = by_type.get(name, 0) + _n_bytes(tensor)
     return max(by_type, key=by_type.__getitem__) if by_type else None
 
 
-def _info_from_reader(path: Path, size: int, reader: GGUFReader) -> GgufInfo:
-    version = _int_field(reader, "GGUF.version") or 0
-    arch = _str_field(reader, "general.architecture")
-    kind = _str_field(reader, "general.type")
+def _n_bytes(tensor: TensorInfo) -> int:
+    block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(tensor.type)]
+    return math.ceil(tensor.n_elements / block) * type_size
+
+
+def _info_from_header(path: Path, size: int, header: GgufHeader) -> GgufInfo:
+    arch = _str_field(header, "general.architecture")
+    kind = _str_field(header, "general.type")
     if arch is None:
         raise NotAModelError(
             f"not a usable GGUF model file ({path.name}: it has no general.architecture)"
@@ -259,7 +217,7 @@ def _info_from_reader(path: Path, size: int, reader: GGUFReader) -> GgufInfo:
         raise NotAModelError(
             f"not a GGUF language model ({path.name} is a vision projector, not a chat model)"
         )
-    if not reader.tensors:
+    if not header.tensors:
         raise NotAModelError(
             f"not a GGUF model file ({path.name} holds no weights; a vocabulary-only file?)"
         )
@@ -268,39 +226,34 @@ def _info_from_reader(path: Path, size: int, reader: GGUFReader) -> GgufInfo:
             f"unsupported model architecture {arch!r} in {path.name}: unknown to the GGUF "
             f"library (gguf {_gguf_version()}) that ships with this Almanac"
         )
-    _check_tensor_extent(path, size, reader)
+    unknown = sorted({t.type for t in header.tensors} - {int(q) for q in GGML_QUANT_SIZES})
+    if unknown:
+        raise UnsupportedModelError(
+            f"unsupported model file {path.name}: it uses tensor type {unknown[0]}, which this "
+            f"version does not know"
+        )
+    end = max(t.offset + _n_bytes(t) for t in header.tensors)
+    if end > size:
+        raise _truncated(path, size, "tensor data", end)
 
     return GgufInfo(
         path=path,
         size_bytes=size,
-        gguf_version=version,
+        gguf_version=header.version,
         architecture=arch,
-        name=_str_field(reader, "general.name"),
-        context_length=_int_field(reader, f"{arch}.context_length"),
-        chat_template=_str_field(reader, "tokenizer.chat_template"),
-        quantization=_quantization(reader),
-        parameter_count=sum(int(t.n_elements) for t in reader.tensors),
-        tensor_count=len(reader.tensors),
-        block_count=_int_field(reader, f"{arch}.block_count"),
-        embedding_length=_int_field(reader, f"{arch}.embedding_length"),
-        head_count=_int_field(reader, f"{arch}.attention.head_count"),
-        head_count_kv=_int_field(reader, f"{arch}.attention.head_count_kv"),
-        key_length=_int_field(reader, f"{arch}.attention.key_length"),
-        value_length=_int_field(reader, f"{arch}.attention.value_length"),
+        name=_str_field(header, "general.name"),
+        context_length=_int_field(header, f"{arch}.context_length"),
+        chat_template=_str_field(header, "tokenizer.chat_template"),
+        quantization=_quantization(header),
+        parameter_count=sum(t.n_elements for t in header.tensors),
+        tensor_count=len(header.tensors),
+        block_count=_int_field(header, f"{arch}.block_count"),
+        embedding_length=_int_field(header, f"{arch}.embedding_length"),
+        head_count=_int_field(header, f"{arch}.attention.head_count"),
+        head_count_kv=_int_field(header, f"{arch}.attention.head_count_kv"),
+        key_length=_int_field(header, f"{arch}.attention.key_length"),
+        value_length=_int_field(header, f"{arch}.attention.value_length"),
     )
-
-
-def _check_tensor_extent(path: Path, size: int, reader: GGUFReader) -> None:
-    """Belt and braces for the bounded reader: the last tensor must end inside the file."""
-    end = 0
-    for t in reader.tensors:
-        block, type_size = GGML_QUANT_SIZES[t.tensor_type]
-        end = max(end, int(t.data_offset) + math.ceil(int(t.n_elements) / block) * type_size)
-    if end > size:
-        raise TruncatedModelError(
-            f"model file is truncated: {path.name} has {size} bytes but its tensor data "
-            f"runs to {end} (an incomplete download or copy?)"
-        )
 
 
 def _gguf_version() -> str:

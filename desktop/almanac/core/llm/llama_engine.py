@@ -423,7 +423,7 @@ def _special_tokens(llm: Any) -> frozenset[str]:
 def check_lora(lora: Path, architecture: str) -> None:
     """A LoRA adapter GGUF for ``architecture``, or a ModelError saying what it is instead.
     (inspect_gguf is for models: it refuses adapters by design.)"""
-    from gguf import GGUFReader
+    from almanac.core.llm.gguf_header import HeaderError, HeaderPastEnd, read_gguf_header, scalar
 
     if not lora.is_file():
         raise ModelNotFoundError(f"LoRA adapter not found: {lora}")
@@ -432,18 +432,14 @@ def check_lora(lora: Path, architecture: str) -> None:
             magic = f.read(4)
         if magic != b"GGUF":
             raise ModelError(f"LoRA adapter {lora.name} is not a GGUF file")
-        reader = GGUFReader(lora)
+        header = read_gguf_header(lora)
     except OSError as exc:
         raise ModelError(f"cannot read LoRA adapter {lora}: {exc.strerror or exc}") from exc
-    except (ValueError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as exc:
+    except (HeaderError, HeaderPastEnd) as exc:
         raise ModelError(f"LoRA adapter {lora.name} is damaged or truncated ({exc})") from exc
-    try:
-        fields: dict[str, object] = {}
-        for key in ("general.type", "adapter.type", "general.architecture"):
-            field = reader.get_field(key)
-            fields[key] = field.contents() if field is not None and field.types else None
-    finally:
-        del reader
+    fields = {
+        k: scalar(header, k) for k in ("general.type", "adapter.type", "general.architecture")
+    }
     if fields["general.type"] != "adapter" or fields["adapter.type"] != "lora":
         raise ModelError(
             f"{lora.name} is not a LoRA adapter (general.type {fields['general.type']!r}, "
