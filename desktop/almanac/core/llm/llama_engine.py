@@ -7,6 +7,7 @@ which is why prompts put fixed text first (see prompting.py).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from almanac.core.llm.base import (
 from almanac.core.llm.chat_templates import ChatTemplateError, choose_chat_template
 from almanac.core.llm.cpu_load import CpuLoad, threads_for_load
 from almanac.core.llm.gguf_file import check_fits_memory, inspect_gguf
+from almanac.core.llm.llama_log import route_llama_log, take_errors
 from almanac.core.system.hardware import physical_cores
 
 FALLBACK_TEMPLATE_NAME = "chatml"  # used only for a GGUF without a template of its own
@@ -137,6 +139,8 @@ class LlamaCppEngine:
             check_lora(lora, self.file_info.architecture)
         import llama_cpp
 
+        route_llama_log()
+        take_errors()  # what an earlier model's load left is not this one's reason
         gpu = gpu_backend_name()
         n_gpu_layers = resolve_gpu_layers(gpu_layers, gpu is not None)
         self._cores = threads or physical_cores()
@@ -460,11 +464,17 @@ def _lora_error(lora: Path, model: Path) -> ModelError:
 
 
 def _load_error(path: Path, exc: Exception) -> ModelError:
-    text = str(exc)
+    # llama-cpp-python's exception says only that loading failed; llama.cpp logged why.
+    said = take_errors()
+    text = " ".join([str(exc), *said])
     if "architecture" in text.lower():
         return UnsupportedModelError(
             f"{path.name}: model architecture not supported by this llama.cpp"
         )
+    # The first error is the cause ("error loading model: ... tensor 'x' not found"), the
+    # last one the generic "failed to load model"; the function name in front says nothing.
+    first = re.sub(r"^\w+: ", "", " ".join(said[0].split())) if said else ""
+    reason = f": llama.cpp says {first[:200]}" if first else ""
     return ModelError(
-        f"llama.cpp could not load {path.name} (damaged, truncated or unsupported file)"
+        f"llama.cpp could not load {path.name} (damaged, truncated or unsupported file){reason}"
     )

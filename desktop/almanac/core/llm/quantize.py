@@ -4,11 +4,11 @@ runtime file (the package index's Q4_1 base re-quantized to Q4_0, see ``default_
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 from pathlib import Path
 
 from almanac.core.llm.base import ModelError
+from almanac.core.llm.llama_log import route_llama_log
 
 # llama.cpp's file types by the names users know.
 QTYPES = {
@@ -46,18 +46,13 @@ def quantize_gguf(
     params.allow_requantize = requantize
     dst.parent.mkdir(parents=True, exist_ok=True)
     partial = dst.with_name(f"{dst.name}.{os.getpid()}.partial")
-    # llama.cpp logs a line per tensor through llama-cpp-python's logger: keep errors only.
-    llama_log = logging.getLogger("llama-cpp-python")
-    level = llama_log.level
-    llama_log.setLevel(max(level, logging.ERROR))
-    try:
-        rc = int(
-            llama_cpp.llama_model_quantize(
-                str(src).encode("utf-8"), str(partial).encode("utf-8"), ctypes.byref(params)
-            )
+    # llama.cpp logs a line per tensor: debug records (see llama_log), not terminal output.
+    route_llama_log()
+    rc = int(
+        llama_cpp.llama_model_quantize(
+            str(src).encode("utf-8"), str(partial).encode("utf-8"), ctypes.byref(params)
         )
-    finally:
-        llama_log.setLevel(level)
+    )
     if rc != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         raise QuantizeError(f"quantizing {src.name} to {qtype} failed (llama.cpp returned {rc})")
