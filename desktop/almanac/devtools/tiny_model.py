@@ -458,17 +458,14 @@ class _GGUFTokenizer:
     def __init__(self, path: Path) -> None:
         import llama_cpp
 
+        from almanac.core.llm.llama_log import route_llama_log
+
         self._lib = llama_cpp
         params = llama_cpp.llama_model_default_params()
         params.vocab_only = True
-        # llama.cpp logs the whole vocabulary summary through llama-cpp-python's logger.
-        llama_log = logging.getLogger("llama-cpp-python")
-        level = llama_log.level
-        llama_log.setLevel(max(level, logging.ERROR))
-        try:
-            self._model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
-        finally:
-            llama_log.setLevel(level)
+        # llama.cpp logs the whole vocabulary summary: debug records (see llama_log).
+        route_llama_log()
+        self._model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
         if not self._model:
             raise RuntimeError(f"llama.cpp could not load the vocabulary in {path}")
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)

@@ -10,7 +10,6 @@ source distribution, checked by loading it with ``llama_cpp.Llama(lora_path=...)
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from almanac.core.llm.llama_log import route_llama_log, take_errors
 from almanac.core.system.hashing import sha256_file
 from almanac.finetune import converter
 from almanac.finetune.base_model import is_weight_file
@@ -147,17 +147,16 @@ def check_adapter_loads(
     outputs: list[str] = []
     for lora in (None, adapter_gguf):
         kwargs: dict[str, Any] = {"lora_path": str(lora)} if lora is not None else {}
-        # llama-cpp-python maps llama.cpp's warning level to ERROR, so verbose=False still
-        # prints a line per adapted tensor ("cannot use buft CPU_REPACK"), through sys.stderr.
-        log = io.StringIO()
+        # llama.cpp's log goes to Python logging (llama_log); its errors say why a load failed.
+        route_llama_log()
+        take_errors()
         try:
-            with contextlib.redirect_stderr(log):
-                llm = llama_cpp.Llama(
-                    model_path=str(base_gguf), n_ctx=n_ctx, verbose=False, seed=0, **kwargs
-                )
+            llm = llama_cpp.Llama(
+                model_path=str(base_gguf), n_ctx=n_ctx, verbose=False, seed=0, **kwargs
+            )
         except (ValueError, RuntimeError) as exc:
             what = f"the adapter {adapter_gguf.name}" if lora else f"the base {base_gguf.name}"
-            detail = gguf_export._tail(log.getvalue())
+            detail = "; ".join(take_errors()[:2]) or "llama.cpp logged no error"
             raise gguf_export.ExportError(
                 f"llama.cpp could not load {what}: {exc} ({detail})"
             ) from exc
@@ -271,9 +270,8 @@ def _vocab(gguf: Path) -> Iterator[Any]:
 
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    log = io.StringIO()  # llama.cpp describes the whole vocabulary while loading it
-    with contextlib.redirect_stderr(log):
-        model = llama_cpp.llama_model_load_from_file(str(gguf).encode("utf-8"), params)
+    route_llama_log()  # llama.cpp describes the whole vocabulary while loading it: debug records
+    model = llama_cpp.llama_model_load_from_file(str(gguf).encode("utf-8"), params)
     if not model:
         raise gguf_export.ExportError(f"llama.cpp could not read the vocabulary of {gguf.name}")
     try:
