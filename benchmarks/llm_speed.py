@@ -230,8 +230,7 @@ def load_comparison(model: Path, messages, args) -> dict:
 
     Each engine is loaded once; every round measures each variant on a cold prompt (no cached
     prefix), variants interleaved. The busy core is a separate process spinning in Python."""
-    import subprocess
-
+    from _common import spin_one_core
     from almanac.core.llm.llama_engine import LlamaCppEngine
     from almanac.core.system.hardware import physical_cores
 
@@ -243,11 +242,7 @@ def load_comparison(model: Path, messages, args) -> dict:
     results: dict = {}
     try:
         for state in ("idle", "one core busy"):
-            busy = (
-                subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                if state != "idle"
-                else None
-            )
+            busy = spin_one_core() if state != "idle" else None
             try:
                 if busy is not None:
                     time.sleep(1.0)  # let the scheduler see it before the first reading
