@@ -382,14 +382,13 @@ def test_the_real_default_model_answers_with_a_citation(sample_kb_dir) -> None:
         },
         "--temperature",
         "0",
-        # A fixed thread count: with threads fitted to the machine's load, llama.cpp's float
-        # rounding changes with the count, and this small model's greedy answer with it (on a busy
-        # machine this answer came out withheld in about one run of four; 6 of 6 with 2 threads).
-        "--threads",
-        "2",
         # A question this 270M model answers (it refuses many others: the benchmark's false
-        # refusals); what is checked is that base, adapter and chat format load and cite.
-        question="How many devices can I sync on the free plan?",
+        # refusals); what is checked is that base, adapter and chat format load and cite. Its
+        # greedy answers are not the same in every process: "How many devices can I sync on the
+        # free plan?" was withheld in about one run of six, with the same prompt, with 1 or 2
+        # fixed threads (in one process, repeated with any prompt slicing, it never changed).
+        # This one was answered with a citation in 12 runs of 12.
+        question="Which plan allows an unlimited number of devices?",
     )
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
