@@ -76,6 +76,8 @@ def test_first_start_selects_and_loads_the_default_model(
     qtbot.waitUntil(lambda: window.model_status.text().startswith("Model:"), timeout=60000)
     assert window.banner.isHidden()  # no "No model" banner: answers are written by the model
     assert window.settings.model_path is None  # chosen by default, not written into Settings
+    # Called by its manifest's name, not by its base file's.
+    assert window.model_status.text().startswith("Model: Tiny Default · llama.cpp")
 
 
 def test_a_damaged_default_model_is_reported_and_answers_are_passages(

@@ -61,6 +61,9 @@ class ModelController(QObject):
         self.runner = runner
         self.first_start = first_start
         self.failed = False  # the last load failed: the banner says why until the next load
+        # What the status bar calls the model being loaded: the default model's own name rather
+        # than its joined base file's ("gemma-3-270m-q4_k_m-a5fd3b62230a.gguf").
+        self._loading_name = ""
         self._detached = False
         worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
@@ -88,6 +91,7 @@ class ModelController(QObject):
                 load, settings, lora=choice.lora, chat_format=choice.chat_format
             )
 
+        self._loading_name = choice.name
         self.status.emit(f"Loading {choice.name}…")
         self.worker.load(factory)
 
@@ -143,7 +147,7 @@ class ModelController(QObject):
             return
         if isinstance(info, EngineInfo):
             self.failed = False
-            self.status.emit(f"Model: {info.model} · {info.backend}")
+            self.status.emit(f"Model: {self._loading_name or info.model} · {info.backend}")
             self.banner.emit("")
             self.notice_cleared.emit("model")
         else:
