@@ -237,6 +237,21 @@ def test_ordinary_repetition_is_not_a_loop() -> None:
     assert stream.cut is None and stream.final_text(run_on=False) == text
 
 
+@pytest.mark.parametrize(
+    ("raw", "final"),
+    [
+        ("Unlimited on Business [1].erdere", "Unlimited on Business [1]."),
+        ("Valid for 24 months [1].webElementXpaths", "Valid for 24 months [1]."),
+        ("Install version 4.2 [1]. See setup.exe", "Install version 4.2 [1]. See setup.exe"),
+        ("Open notes.txt [2].", "Open notes.txt [2]."),
+    ],
+)
+def test_a_fragment_glued_after_the_last_citation_is_dropped(raw: str, final: str) -> None:
+    stream = AnswerStream(None, None)
+    stream.feed(raw)
+    assert stream.final_text(run_on=False) == final
+
+
 def test_answer_length_by_question() -> None:
     assert answer_token_limit("How do I install the client on Linux?", 320) == 320
     assert answer_token_limit("What are the steps to set up SSO?", 320) == 320

@@ -494,6 +494,10 @@ _SENTENCE_DONE = re.compile(
 )
 _WORD = re.compile(r"\S+(?=\s)")
 _LAST_SENTENCE_END = re.compile(r"[.!?](?:\s*[\[\uff3b]\d[\d,\s]*[\]\uff3d])*")
+# A fragment glued to the end of a cited sentence, "... on Business [1].erdere": Gemma-3-270M
+# sometimes emits a stray token before its end of turn. Text right after "]." is never a word
+# of the answer, so it is dropped (a version number or file name has no marker before its dot).
+_GLUED_AFTER_CITATION = re.compile(r"(?<=[\]\uff3d][.!?])[^\s\[\uff3b]+$")
 LOOP_MAX_PERIOD = 16  # words in the repeating unit of a phrase loop
 LOOP_MIN_SPAN = 12  # words a phrase loop must cover before it is cut (at least 3 repeats)
 LOOP_SENTENCE_WORDS = 5  # a sentence this long said twice is a loop
@@ -550,7 +554,7 @@ class AnswerStream:
             ends = list(_LAST_SENTENCE_END.finditer(text))
             if ends and ends[-1].end() > len(text) // 3:
                 text = text[: ends[-1].end()]
-        return text.rstrip()
+        return _GLUED_AFTER_CITATION.sub("", text.rstrip())
 
     def emit_rest(self, final: str) -> None:
         """The answer stands: pass on what the gate held back, up to the end of ``final``."""
