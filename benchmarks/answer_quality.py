@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -175,15 +174,12 @@ def busy_core(enabled: bool) -> Iterator[int | None]:
         return
     from _common import spin_one_core
 
-    proc = spin_one_core()
-    # A plain `kill` of the benchmark must not leave the spinner running: turn it into an exit.
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    proc = spin_one_core()  # it stops by itself if the benchmark is killed
     try:
         yield proc.pid
     finally:
         proc.kill()
         proc.wait()
-        signal.signal(signal.SIGTERM, previous)
 
 
 # -- scoring --------------------------------------------------------------------------------------

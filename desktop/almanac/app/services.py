@@ -110,13 +110,14 @@ def prepare_default_model(env: Environment | None = None) -> None:
     from almanac.core.llm.default_model import DefaultModelError
 
     choice = choose_model(env=env)
-    try:
-        if choice.problem is not None:
-            raise DefaultModelError(choice.problem)
-        if choice.prepare is not None:
+    problem = choice.problem
+    if problem is None and choice.prepare is not None:
+        try:
             print(f"default model ready: {choice.name} ({choice.prepare()})")
-    except DefaultModelError as exc:
-        print(f"warning: the default model cannot be used: {exc}", file=sys.stderr)
+        except DefaultModelError as exc:
+            problem = str(exc)
+    if problem is not None:
+        print(f"warning: the default model cannot be used: {problem}", file=sys.stderr)
 
 
 def build_engine(

@@ -27,7 +27,7 @@ from almanac import _resources
 from almanac.core.llm.base import ModelError
 from almanac.core.llm.chat_templates import builtin_names
 from almanac.core.llm.runtime_file import RuntimeFile, RuntimeSpec, runtime_file
-from almanac.core.system.hashing import sha256_file
+from almanac.core.system.hashing import file_matches, sha256_file
 
 MANIFEST_NAME = "default-model.json"
 _BLOCK = 1 << 20
@@ -77,7 +77,7 @@ class DefaultModel:
             _check_hash(self.adapter, self.adapter_sha256, "adapter")
 
     def _join_parts(self) -> None:
-        if _file_matches(self.path, self.base_size, self.base_sha256):
+        if file_matches(self.path, self.base_sha256, self.base_size):
             return
         if self.path.exists():
             log.warning("%s is not the default model's base: joining its parts again", self.path)
@@ -241,15 +241,6 @@ def _copy_checked(part: BasePart, out: BinaryIO, whole: Any, which: str) -> None
             f"the default model's base model (part {which}) {part.path.name} is damaged or "
             f"altered (SHA-256 {own.hexdigest()[:12]}…, expected {part.sha256[:12]}…)"
         )
-
-
-def _file_matches(path: Path, size: int | None, sha256: str) -> bool:
-    try:
-        if size is not None and path.stat().st_size != size:
-            return False
-        return sha256_file(path) == sha256
-    except OSError:
-        return False
 
 
 def _check_size(path: Path, expected: Any, what: str) -> None:

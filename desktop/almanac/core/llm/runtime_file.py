@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from almanac.core.llm.quantize import QuantizeError, quantize_gguf
-from almanac.core.system.hashing import sha256_file
+from almanac.core.system.hashing import file_matches, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,13 @@ def runtime_file(base: Path, base_sha256: str, spec: RuntimeSpec, cache_dir: Pat
     """The file to load: the cached derived GGUF when it matches ``spec``; else derive it from
     ``base`` (which the caller has verified) and keep it if it matches; else ``base``."""
     target = cache_dir / f"{base.stem}-{base_sha256[:12]}.{spec.quantization}.gguf"
-    if target.is_file() and _matches(target, spec):
+    if file_matches(target, spec.sha256, spec.size_bytes):
         return RuntimeFile(target, derived=True)
     try:
         quantize_gguf(base, target, spec.quantization, requantize=True)
     except (QuantizeError, OSError) as exc:
         return _fallback(base, target, f"could not write {target}: {exc}")
-    if _matches(target, spec):
+    if file_matches(target, spec.sha256, spec.size_bytes):
         return RuntimeFile(target, derived=True)
     return _fallback(
         base,
@@ -53,15 +53,6 @@ def runtime_file(base: Path, base_sha256: str, spec: RuntimeSpec, cache_dir: Pat
         f"this llama.cpp's {spec.quantization} of {base.name} differs from the manifest's "
         f"(SHA-256 {sha256_file(target)[:12]}…, expected {spec.sha256[:12]}…)",
     )
-
-
-def _matches(path: Path, spec: RuntimeSpec) -> bool:
-    try:
-        if spec.size_bytes is not None and path.stat().st_size != spec.size_bytes:
-            return False
-        return sha256_file(path) == spec.sha256
-    except OSError:
-        return False
 
 
 def _fallback(base: Path, target: Path, reason: str) -> RuntimeFile:

@@ -9,6 +9,17 @@ from pathlib import Path
 _CHUNK = 4 << 20  # large reads: hashing a 5 GB model is disk-bound, not call-bound
 
 
+def file_matches(path: Path, sha256: str, size: int | None = None) -> bool:
+    """``path`` exists with ``size`` bytes (when given, checked first: it costs no read) and
+    the SHA-256 ``sha256``; False for a missing or unreadable file."""
+    try:
+        if size is not None and path.stat().st_size != size:
+            return False
+        return sha256_file(path) == sha256
+    except OSError:
+        return False
+
+
 def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None) -> str:
     """Streamed SHA-256 in constant memory; ``progress(done, total)`` is called after each chunk."""
     digest = hashlib.sha256()
