@@ -34,6 +34,7 @@ from integration.test_answers import _source_numbers
 
 PASSWORD_Q = "How do I reset my password?"
 LINK_Q = "How long is the password reset link valid?"
+DEVICES_Q = "How many devices can each user sync?"
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,52 @@ def test_partly_supported_answer_streams_and_flags_the_rest(sample_searcher, emb
     # Held back until the second sentence checked out, then passed on sentence by sentence.
     assert "".join(streamed) == answer.text
     assert len(streamed) >= 2
+
+
+def test_sentence_citing_the_wrong_passage_is_repointed_to_the_top_one(
+    sample_searcher, embedder
+) -> None:
+    engine = ScriptedEngine("placeholder")
+    service = _service(sample_searcher, embedder, engine)
+    service.answer(DEVICES_Q)
+    shown = _source_numbers(engine.calls[-1])
+    assert "unlimited number on Business" in shown[1]  # retrieval ranks the FAQ answer first
+    wrong = next(n for n in shown if n != 1)
+    engine.reply = f"Free allows up to 2 devices per user and Team allows 5 [{wrong}]."
+    streamed: list[str] = []
+    answer = service.answer(DEVICES_Q, on_token=streamed.append)
+    assert answer.mode is AnswerMode.MODEL and not answer.withheld
+    assert answer.text == "Free allows up to 2 devices per user and Team allows 5 [1]."
+    assert [c.number for c in answer.citations] == [1] and answer.grounded
+    # Streamed already re-pointed: the user never sees the wrong number.
+    assert "".join(streamed) == answer.text
+
+
+def test_sentence_no_shown_passage_supports_keeps_its_citation(sample_searcher, embedder) -> None:
+    engine = ScriptedEngine("placeholder")
+    service = _service(sample_searcher, embedder, engine)
+    service.answer(DEVICES_Q)
+    reply = "Penguins in the data centre must be rebooted by hand every Friday [2]."
+    engine.reply = reply
+    answer = service.answer(DEVICES_Q)
+    assert answer.withheld and answer.unsupported_text == reply
+
+
+def test_answer_naming_what_no_document_mentions_is_withheld(sample_searcher, embedder) -> None:
+    # The false premise: no document has an Enterprise plan. The sentence copies the rest of the
+    # passage closely enough to pass on word overlap alone.
+    question = "How many devices does the Enterprise plan allow per user?"
+    engine = ScriptedEngine("placeholder")
+    service = _service(sample_searcher, embedder, engine)
+    service.answer(question)
+    n = _number_of(engine, "unlimited number on Business")
+    engine.reply = f"The Enterprise plan allows up to 5 devices per user [{n}]."
+    answer = service.answer(question)
+    assert answer.withheld and answer.text.startswith(NOT_FOUND_TEXT)
+    # The same sentence about a plan the documents have stands.
+    engine.reply = f"The Team plan allows up to 5 devices per user [{n}]."
+    answer = service.answer(question)
+    assert answer.mode is AnswerMode.MODEL and not answer.withheld
 
 
 def test_model_refusal_is_not_withheld_text(sample_searcher, embedder) -> None:

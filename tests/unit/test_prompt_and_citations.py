@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from almanac.core.answering.answer import retrieval_query
 from almanac.core.answering.citations import drop_invalid_markers, marker_numbers, split_sentences
+from almanac.core.answering.grounding import cite_only
 from almanac.core.answering.prompting import (
     NO_SOURCES,
     Neutralizer,
@@ -116,3 +119,19 @@ def test_source_labels() -> None:
     )
     assert source_label("/kb/docs/sub/faq.md", None, "", "/kb/docs") == "sub/faq.md"
     assert source_label("/elsewhere/faq.md", None, "FAQ", "/kb/docs") == "faq.md - FAQ"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "cited"),
+    [
+        ("Charge it for 2 hours [3].", "Charge it for 2 hours [1]."),
+        ("Charge it for 2 hours [3][4].", "Charge it for 2 hours [1]."),
+        ("Charge it for 2 hours [2, 4].", "Charge it for 2 hours [1]."),
+        ("Charge it for 2 hours. [3]", "Charge it for 2 hours. [1]"),
+        (" Charge it [3] for 2 hours [4].\n", " Charge it [1] for 2 hours.\n"),
+        ("- Charge it for 2 hours", "- Charge it for 2 hours [1]"),
+        ("Charge it for 2 hours!", "Charge it for 2 hours [1]!"),
+    ],
+)
+def test_cite_only_replaces_every_marker_with_one(sentence: str, cited: str) -> None:
+    assert cite_only(sentence, 1) == cited

@@ -10,6 +10,9 @@ small models lives here, once, for the desktop chat, ``ask``, ``ask --jsonl`` an
   it cites: an answer with no supported sentence (or no citation at all) is withheld, the user
   gets the refusal and the best passages, and the model's text is kept in
   ``Answer.unsupported_text`` for whoever asks to see it;
+- a sentence that the best-ranked passage supports but that cites another one (or none) is
+  re-pointed to that passage before anyone sees it, and a sentence that repeats a word of the
+  question which no document contains is unsupported (see ``grounding``);
 - a question is merged with the previous one only when retrieval shows it is a follow-up.
 """
 
@@ -29,7 +32,12 @@ from almanac.core.answering.citations import (
     split_sentences,
     strip_markers,
 )
-from almanac.core.answering.grounding import SupportChecker, is_claim, unsupported_sentences
+from almanac.core.answering.grounding import (
+    SupportChecker,
+    content_words,
+    is_claim,
+    unsupported_sentences,
+)
 from almanac.core.answering.prompting import (
     Neutralizer,
     Source,
@@ -247,6 +255,7 @@ class AnswerService:
             {n: c.text for n, c in citations_all.items()},
             self.embedder,
             similarity=self.config.grounding_similarity,
+            absent_terms=self.searcher.absent_words(content_words(question)),
         )
         streamer = AnswerStream(checker, on_token)
         first_token, tokens, stopped, looped = self._stream(
@@ -254,7 +263,7 @@ class AnswerService:
         )
         raw = streamer.final_text(run_on=tokens >= max_tokens and not stopped)
         text, invalid = drop_invalid_markers(raw, set(citations_all))
-        text = text.strip()
+        text = streamer.repointed(text).strip()
         cited = [n for n in marker_numbers(text) if n in citations_all]
         citations = tuple(citations_all[n] for n in sorted(cited))
         also = tuple(c for n, c in sorted(citations_all.items()) if n not in cited)
@@ -538,7 +547,11 @@ class AnswerStream:
             if self._sentence_loop(sentence):
                 self.cut = complete
                 return False
-            if not self.open and self.checker is not None and self.checker.supported(sentence):
+            if (
+                not self.open
+                and self.checker is not None
+                and self.checker.supported(self.checker.repointed(sentence))
+            ):
                 self.open = True
             complete = match.end()
         self._complete = complete
@@ -559,8 +572,23 @@ class AnswerStream:
     def emit_rest(self, final: str) -> None:
         """The answer stands: pass on what the gate held back, up to the end of ``final``."""
         if self.on_token and len(final) > self._emitted:
-            self.on_token(final[self._emitted :])
+            self.on_token(self.repointed(final[self._emitted :]))
         self._emitted = max(self._emitted, len(final))
+
+    def repointed(self, text: str) -> str:
+        """``text`` (whole sentences) with each sentence's citation re-pointed where the checker
+        says so; cut at the sentence ends the stream uses, so the streamed pieces and the final
+        text agree."""
+        if self.checker is None:
+            return text
+        pieces: list[str] = []
+        start = 0
+        for match in _SENTENCE_DONE.finditer(text):
+            pieces.append(text[start : match.end()])
+            start = match.end()
+        pieces.append(text[start:])
+        checker = self.checker
+        return "".join(p if NOT_FOUND_TEXT in p else checker.repointed(p) for p in pieces)
 
     def emit_replacement(self, text: str) -> None:
         """The answer is withheld (the gate never opened, so nothing of it was shown)."""
@@ -570,7 +598,7 @@ class AnswerStream:
     def _emit_to(self, end: int) -> None:
         if end > self._emitted:
             if self.on_token:
-                self.on_token(self.text[self._emitted : end])
+                self.on_token(self.repointed(self.text[self._emitted : end]))
             self._emitted = end
 
     def _sentence_loop(self, sentence: str) -> bool:

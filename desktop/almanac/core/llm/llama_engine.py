@@ -51,6 +51,14 @@ PREFILL_MIN = 8
 # so slices are at least this many tokens as long as that takes under PREFILL_MAX_SECONDS.
 PREFILL_EFFICIENT = 32
 PREFILL_MAX_SECONDS = 0.5
+# Slices start on multiples of this many tokens and hold at least this many: then the numbers do
+# not depend on how the prompt was sliced. llama.cpp's CPU kernels for repacked quantized weights
+# take activation rows in groups, and rows left over from a group or a slice of a few tokens go
+# another way with other rounding: slicing by wall time made one prompt give logits 0.4-1.0 apart
+# from run to run (Gemma-3-270M Q4_K_M, 723 tokens), enough to flip a sampled answer. Aligned
+# slices of 8 or more: bit-identical logits for any slice sizes (tests/integration/
+# test_prefill_determinism.py).
+PREFILL_ALIGN = 8
 # Token attributes that make llama.cpp's tokenizer (special=True) match a token by its text.
 _SPECIAL_ATTRS = 1 << 3 | 1 << 0  # LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_UNKNOWN
 _USER_DEFINED = 1 << 4  # LLAMA_TOKEN_ATTR_USER_DEFINED
@@ -63,6 +71,15 @@ def prefill_slice(seconds_per_token: float) -> int:
     per_token = max(seconds_per_token, 1e-6)
     efficient = min(PREFILL_EFFICIENT, int(PREFILL_MAX_SECONDS / per_token))
     return min(N_BATCH, max(PREFILL_MIN, efficient, int(PREFILL_SECONDS / per_token)))
+
+
+def slice_end(start: int, total: int, wanted: int) -> int:
+    """Where the prompt slice from ``start`` (a multiple of PREFILL_ALIGN) ends: about ``wanted``
+    tokens, on a multiple of PREFILL_ALIGN, or at ``total`` when fewer than PREFILL_ALIGN tokens
+    would be left for a last slice (never past N_BATCH, which llama.cpp would split again)."""
+    size = max(PREFILL_ALIGN, min(wanted, N_BATCH - PREFILL_ALIGN))
+    end = start + size - size % PREFILL_ALIGN
+    return total if total - end < PREFILL_ALIGN else end
 
 
 def token_probability(logits: Any, token: int) -> float:
@@ -316,6 +333,8 @@ class LlamaCppEngine:
             if have != want:
                 break
             cached += 1
+        # Back to a slice boundary (see PREFILL_ALIGN): at most 7 tokens evaluated again.
+        cached -= cached % PREFILL_ALIGN
         if cached < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, cached, -1):
             cached = 0  # this model's cache can't be cut: start over
         llm.n_tokens = cached
@@ -323,7 +342,7 @@ class LlamaCppEngine:
         while cached < len(tokens):
             if stop.is_set():
                 return False
-            part = tokens[cached : cached + size]
+            part = tokens[cached : slice_end(cached, len(tokens), size)]
             started = time.monotonic()
             llm.eval(part)
             cached += len(part)

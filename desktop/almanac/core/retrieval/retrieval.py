@@ -16,7 +16,7 @@ passage.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -97,6 +97,11 @@ class Searcher:
         other = copy.copy(self)
         other.config = config
         return other
+
+    def absent_words(self, words: Iterable[str]) -> frozenset[str]:
+        """Of ``words``, those that no indexed document contains; a word the full-text index
+        cannot answer for (a stop word, a code, no index yet) counts as present."""
+        return frozenset(w for w in words if self.store.contains_word(w) is False)
 
     def search(
         self,

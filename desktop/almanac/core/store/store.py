@@ -615,6 +615,26 @@ class Store:
         scores = found["_score"].to_numpy().astype(np.float64)
         return _stored_chunks(found, scores, vectors)
 
+    def contains_word(self, word: str) -> bool | None:
+        """Whether any chunk (its text or headings) has ``word``, as the full-text index's own
+        stemming sees it ("cables" finds "cable"); None when there is no full-text index to ask
+        or the word is one the index drops (a stop word, digits or punctuation)."""
+        word = word.strip().lower()
+        if (
+            not word.isalpha()
+            or len(word) < 3
+            or word in FTS_STOP_WORDS
+            or not self._has_fts_index()
+        ):
+            return None
+        found = (
+            self._chunks.search(word, query_type="fts", fts_columns="search_text")
+            .select(["id"])
+            .limit(1)
+            .to_arrow()
+        )
+        return bool(found.num_rows > 0)
+
     def chunks_of(self, path: str) -> list[StoredChunk]:
         rows = (
             self._chunks.search()
@@ -638,6 +658,21 @@ class Store:
 
 
 _RESULT_COLUMNS = ["id", "doc_path", "text", "heading", "page", "start_offset", "end_offset"]
+# Words LanceDB's full-text index (lancedb 0.40, English: stop words removed after stemming, so
+# "mostly" goes with "most") never holds: asking for one finds nothing whether the documents have
+# it or not. Found by indexing 3,000 common words; tests/integration/test_absent_words.py checks
+# the list against the installed LanceDB.
+_FTS_STOP_TEXT = """
+    a about after again against ain all am an and are aren as at be been being below between
+    both but by can couldn d did didn do doesn doing don down downs each few for from
+    further had hadn has hasn have haven having he her here hers herself him himself his how
+    i if in into is isn it its itself just ll m ma me mightn more most mostly mustn my
+    myself needn no nor not now o of off on or other others our ours out over own owned re s
+    same shan she should shouldn so some such t than that the their theirs them then there
+    these theses they this those through to too under until up ve was wasn we were weren
+    what when where which while who whom will with won wouldn y you your yours yourself
+"""
+FTS_STOP_WORDS = frozenset(_FTS_STOP_TEXT.split())
 
 
 def _fragment_counts(table: Any) -> tuple[int, int]:
