@@ -127,6 +127,48 @@ def test_each_origin_gets_its_own_third_of_refusals(make_kb, sample_kb, sample_i
         assert 0.26 <= refused <= 0.41, (origin, refused, len(mine))
 
 
+@pytest.mark.parametrize("search_order", [True, False])
+def test_sources_are_numbered_as_search_ranks_them(make_kb, sample_kb, sample_items, search_order):
+    """As the app numbers them: the answering passage is [1] as often as search ranks it first;
+    shuffled (the older data), every number about as often."""
+    kb = make_kb()
+    kb.ingestor.ingest([sample_kb])
+    ranked: dict[str, list[str]] = {}
+
+    def search(query: str, k: int):
+        hits = list(kb.searcher.search(query, k).hits)
+        ranked[query] = [_norm(h.text) for h in hits]
+        return hits
+
+    chunks = [c for path in sorted(kb.store.documents()) for c in kb.store.chunks_of(path)]
+    from almanac.core.records import Hit
+
+    passages = Passages(
+        Hit(c.chunk_id, c.doc_path, c.page, c.start, c.end, c.heading, c.text, 0.0) for c in chunks
+    )
+    builder = Builder(search, passages, source_root=None, seed=3, search_order=search_order)
+    items = [i for i in sample_items if i.follow_up_of is None]
+    conversations = builder.build(items)
+    in_order = cited_first = answers = 0
+    for conversation in conversations:
+        question = conversation.messages[-2].content
+        order = ranked[question]
+        texts = [_norm(text) for _, text in _sources(conversation.messages[0].content).values()]
+        ranks = [order.index(t) for t in texts if t in order]
+        in_order += ranks == sorted(ranks)
+        target = conversation.messages[-1].content
+        if target != REFUSAL:
+            answers += 1
+            cited_first += target.startswith("[1]") or "[1]" in target
+    share_in_order = in_order / len(conversations)
+    if search_order:
+        assert share_in_order == 1.0
+        assert cited_first / answers > 0.5
+    else:
+        assert share_in_order < 0.6
+        assert cited_first / answers < 0.5
+
+
 def test_squad_uses_only_the_training_articles(tmp_path):
     articles = []
     for a in range(8):

@@ -230,8 +230,13 @@ class Builder:
         seed: int = 0,
         refusal_share: float = REFUSAL_SHARE,
         system_prompt: str | None = None,
+        search_order: bool = True,
     ) -> None:
+        """``search_order``: sources numbered as the app's search ranks them, the answering
+        passage where search put it (as the app shows them: it is [1] for about three questions in
+        four); False: shuffled, every number equally likely (the data before session 10)."""
         self.search = search
+        self.search_order = search_order
         self.passages = passages
         self.root = source_root
         self.rng = random.Random(seed)
@@ -282,7 +287,9 @@ class Builder:
             if hit not in relevant:
                 relevant.append(hit)
         avoid = (*item.sources, *item.forbid)
-        hits = [h for h in self.search(query, SEARCH_DEPTH) if not _contains_any(h, avoid)]
+        found = self.search(query, SEARCH_DEPTH)
+        rank = {h.chunk_id: i for i, h in enumerate(found)}
+        hits = [h for h in found if not _contains_any(h, avoid)]
         hits = [h for h in hits if h.chunk_id not in {r.chunk_id for r in relevant}]
         related = [self.passages.containing(a) for a in item.related]
         near = [h for h in related if h is not None and not _contains_any(h, avoid)]
@@ -296,11 +303,12 @@ class Builder:
                 self.stats.skip("too few distractors")
                 return None
             target = REFUSAL
-            numbered = self._shuffled([(h, None) for h in shown])
+            numbered = self._ordered([(h, None) for h in shown], rank)
         else:
             distractors = pool[: max(0, count - len(relevant))]
-            numbered = self._shuffled(
-                [*((h, k) for k, h in enumerate(relevant, 1)), *((h, None) for h in distractors)]
+            numbered = self._ordered(
+                [*((h, k) for k, h in enumerate(relevant, 1)), *((h, None) for h in distractors)],
+                rank,
             )
             number_of = {k: n for n, (_, k) in enumerate(numbered, 1) if k is not None}
             assert item.answer is not None
@@ -314,8 +322,16 @@ class Builder:
         kind = kind.replace("follow-up-answer", "follow-up")
         return Conversation([*messages, ChatMessage("assistant", target)], item.origin, kind)
 
-    def _shuffled(self, pairs: list[tuple[Hit, int | None]]) -> list[tuple[Hit, int | None]]:
+    def _ordered(
+        self, pairs: list[tuple[Hit, int | None]], rank: dict[str, int]
+    ) -> list[tuple[Hit, int | None]]:
         self.rng.shuffle(pairs)
+        if self.search_order:
+            # A passage search did not return (a hand-named near miss, an answer search missed)
+            # goes anywhere among the others.
+            spread = max(len(rank), 1)
+            keys = {h.chunk_id: rank.get(h.chunk_id, self.rng.uniform(0, spread)) for h, _ in pairs}
+            pairs.sort(key=lambda pair: keys[pair[0].chunk_id])
         return pairs
 
 
@@ -333,6 +349,7 @@ def build(
     squad_limit: int | None = None,
     embedder_backend: str | None = None,
     squad_split: str = "train",
+    search_order: bool = True,
 ) -> tuple[list[Conversation], BuildStats]:
     """Index the material in ``work`` and build every conversation (deterministic for a seed)."""
     from almanac.app.services import build_services
@@ -369,7 +386,9 @@ def build(
         return list(services.searcher.search(query, k).hits)
 
     # The app labels sources by file name (AnswerService has no source root), so does training.
-    builder = Builder(search, Passages(chunks), source_root=None, seed=seed)
+    builder = Builder(
+        search, Passages(chunks), source_root=None, seed=seed, search_order=search_order
+    )
     conversations = builder.build(items)
     random.Random(seed).shuffle(conversations)
     return conversations, builder.stats
@@ -393,6 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--squad-limit", type=int, help="at most N SQuAD items")
     parser.add_argument("--embedder", choices=("int8", "fp32"))
+    parser.add_argument(
+        "--shuffle-sources",
+        action="store_true",
+        help="number the sources in random order, not search order (the data before session 10)",
+    )
     args = parser.parse_args(argv)
     support: list[tuple[Path, Path]] = []
     for spec in args.support:
@@ -409,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 squad_limit=args.squad_limit,
                 embedder_backend=args.embedder,
+                search_order=not args.shuffle_sources,
             )
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
