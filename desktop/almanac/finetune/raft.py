@@ -230,11 +230,13 @@ class Builder:
         seed: int = 0,
         refusal_share: float = REFUSAL_SHARE,
         system_prompt: str | None = None,
-        search_order: bool = True,
+        search_order: bool = False,
     ) -> None:
         """``search_order``: sources numbered as the app's search ranks them, the answering
         passage where search put it (as the app shows them: it is [1] for about three questions in
-        four); False: shuffled, every number equally likely (the data before session 10)."""
+        four); by default shuffled, every number equally likely. Trained on search order (session
+        10), the default model refused 0.60 of the benchmark's unanswerable questions instead of
+        0.80, with the same correct answers: it learned to copy from [1], answer or not."""
         self.search = search
         self.search_order = search_order
         self.passages = passages
@@ -349,7 +351,7 @@ def build(
     squad_limit: int | None = None,
     embedder_backend: str | None = None,
     squad_split: str = "train",
-    search_order: bool = True,
+    search_order: bool = False,
 ) -> tuple[list[Conversation], BuildStats]:
     """Index the material in ``work`` and build every conversation (deterministic for a seed)."""
     from almanac.app.services import build_services
@@ -413,9 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--squad-limit", type=int, help="at most N SQuAD items")
     parser.add_argument("--embedder", choices=("int8", "fp32"))
     parser.add_argument(
-        "--shuffle-sources",
+        "--search-order",
         action="store_true",
-        help="number the sources in random order, not search order (the data before session 10)",
+        help="number the sources in the order search ranks them, not shuffled (an experiment: "
+        "fewer refusals, see Builder)",
     )
     args = parser.parse_args(argv)
     support: list[tuple[Path, Path]] = []
@@ -433,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 squad_limit=args.squad_limit,
                 embedder_backend=args.embedder,
-                search_order=not args.shuffle_sources,
+                search_order=args.search_order,
             )
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
