@@ -5,7 +5,8 @@ word overlap (numbers, names and error codes copied from the passage are strong 
 embedding of a short sentence can miss). Two failures of small models are handled here too:
 - A sentence that repeats a word of the question which no document contains ("The Enterprise
   plan costs £69" when no document mentions an Enterprise plan) is unsupported however much of
-  the rest it copies: it answers a false premise with a neighbouring fact.
+  the rest it copies: it answers a false premise with a neighbouring fact. Words, not phrases:
+  the Enterprise plan passes if any document says "WPA2-Enterprise".
 - A sentence copied from the best-ranked passage but cited to another one (a 270M model picks the
   wrong [n] about as often as the right one) is re-pointed to the passage that supports it
   (``repointed``), only ever to that top passage: re-pointing to any passage would also pass
