@@ -10,9 +10,10 @@ small models lives here, once, for the desktop chat, ``ask``, ``ask --jsonl`` an
   it cites: an answer with no supported sentence (or no citation at all) is withheld, the user
   gets the refusal and the best passages, and the model's text is kept in
   ``Answer.unsupported_text`` for whoever asks to see it;
-- a sentence that the best-ranked passage supports but that cites another one (or none) is
-  re-pointed to that passage before anyone sees it, and a sentence that repeats a word of the
-  question which no document contains is unsupported (see ``grounding``);
+- a sentence that the best-ranked passage supports but that cites another one is re-pointed
+  to that passage before anyone sees it (one citing nothing stays unsupported), and a sentence
+  that repeats a word of the question which no document contains is unsupported (see
+  ``grounding``);
 - a question is merged with the previous one only when retrieval shows it is a follow-up.
 """
 

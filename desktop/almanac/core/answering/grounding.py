@@ -103,7 +103,7 @@ def content_words(text: str) -> set[str]:
 def is_claim(sentence: str) -> bool:
     """A sentence that states something checkable: two or more content words ("Thanks!", a
     heading or a list number are not)."""
-    return len(_content_words(strip_markers(sentence))) >= 2
+    return len(content_words(sentence)) >= 2
 
 
 class SupportChecker:
@@ -137,28 +137,28 @@ class SupportChecker:
 
     def unsupported(self, sentences: Sequence[str]) -> list[str]:
         """Of ``sentences``, the claims with no citation or not supported by what they cite."""
-        checks: list[tuple[str, str, list[int]]] = []
+        checks: list[tuple[str, str, set[str], list[int]]] = []
         unsupported: list[str] = []
         for sentence in sentences:
             if not is_claim(sentence):
                 continue
+            words = content_words(sentence)
             cited = [n for n in marker_numbers(sentence) if n in self.passages]
-            if not cited or content_words(sentence) & self.absent_terms:
+            if not cited or words & self.absent_terms:
                 unsupported.append(sentence)
             else:
-                checks.append((sentence, strip_markers(sentence), cited))
+                checks.append((sentence, strip_markers(sentence), words, cited))
         if checks:
             import numpy as np
 
-            self._passage_vectors([n for _, _, cited in checks for n in cited])
-            wanted = dict.fromkeys(plain for _, plain, _ in checks)
+            self._passage_vectors([n for *_, cited in checks for n in cited])
+            wanted = dict.fromkeys(plain for _, plain, _, _ in checks)
             new = [plain for plain in wanted if plain not in self._sentence_vectors]
             if new:
                 self._sentence_vectors.update(zip(new, self.embedder.embed(new), strict=True))
-            for sentence, plain, cited in checks:
+            for sentence, plain, words, cited in checks:
                 vec = self._sentence_vectors[plain]
                 best = max(float(np.dot(vec, self._vectors[n])) for n in cited)
-                words = _content_words(plain)
                 shared = max(len(words & self._passage_words(n)) for n in cited) / len(words)
                 if best < self.similarity and shared < self.overlap:
                     unsupported.append(sentence)
