@@ -96,3 +96,13 @@ def test_without_a_full_text_index_nothing_is_absent(tmp_path: Path, embedder, s
     assert re.search(r"\bdevices\b", text)
     assert store.contains_word("devices") is True
     assert store.contains_word("enterprise") is False
+
+
+def test_asking_the_index_prints_nothing(store_with_words, capfd) -> None:
+    # Asked once per question word of every answer: a deprecation warning from LanceDB on each
+    # query filled the terminal of `almanac ask` (it writes to the process's stderr itself).
+    capfd.readouterr()
+    assert store_with_words.contains_word("cables") is True
+    assert store_with_words.contains_word("zeppelin") is False
+    captured = capfd.readouterr()
+    assert "warn" not in (captured.out + captured.err).lower()

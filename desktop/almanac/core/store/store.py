@@ -629,7 +629,8 @@ class Store:
             return None
         found = (
             self._chunks.search(word, query_type="fts", fts_columns="search_text")
-            .select(["id"])
+            # "_score" asked for: without it LanceDB 0.40 logs a deprecation warning per query.
+            .select(["id", "_score"])
             .limit(1)
             .to_arrow()
         )
