@@ -48,7 +48,7 @@ def window_factory(qtbot, tmp_path, make_kb, embedder, sample_kb, monkeypatch):
     monkeypatch.delenv("ALMANAC_MODEL", raising=False)
     windows: list[MainWindow] = []
 
-    def factory(default_dir: Path) -> MainWindow:
+    def factory(default_dir: Path, *, first_start: bool = False) -> MainWindow:
         monkeypatch.setenv(DEFAULT_MODEL_DIR_ENV, str(default_dir))
         services = Services(kb.store, embedder, kb.ingestor, kb.searcher)
         window = MainWindow(
@@ -58,6 +58,7 @@ def window_factory(qtbot, tmp_path, make_kb, embedder, sample_kb, monkeypatch):
             [docs],
             TaskRunner(),
             ModelWorker(),
+            first_start=first_start,
         )
         qtbot.addWidget(window)
         window.show()
@@ -94,3 +95,15 @@ def test_a_damaged_default_model_is_reported_and_answers_are_passages(
     window.load_model()
     qtbot.waitUntil(lambda: "manifest is missing" in window.notice.text(), timeout=10000)
     assert window.banner.isVisible() and window.model_status.text() == "Sources-only"
+
+
+def test_the_first_start_suggests_adding_a_model_only_when_there_is_none(
+    qtbot, window_factory, tmp_path, tiny_gguf, monkeypatch
+):
+    with_default = window_factory(_default_folder(tmp_path, tiny_gguf), first_start=True)
+    welcome = with_default.transcript.welcome_html
+    assert "sample documents" in welcome
+    assert "add a model" not in welcome  # the default model writes answers already
+    monkeypatch.setenv(NO_DEFAULT_MODEL_ENV, "1")
+    without = window_factory(tmp_path / "no-default-here", first_start=True)
+    assert "add a model for written answers" in without.transcript.welcome_html

@@ -61,7 +61,7 @@ from almanac.ui.chat_view import Entry
 from almanac.ui.conversations import ConversationSidebar
 from almanac.ui.library_controller import LibraryController
 from almanac.ui.library_view import LibraryView
-from almanac.ui.model_controller import FIRST_START_HINT, ModelController
+from almanac.ui.model_controller import ModelController, first_start_hint
 from almanac.ui.ocr_status import OcrStatus
 from almanac.ui.settings_dialog import SettingsDialog, folder_paths
 from almanac.ui.source_viewer import SourceViewer
@@ -410,7 +410,8 @@ class MainWindow(QMainWindow):
             "<p>Answers cite the passages they come from; click a <b>[n]</b> to open it.</p>",
         ]
         if self.first_start:
-            lines.append(f"<p><i>{FIRST_START_HINT}</i></p>")
+            with_model = self.model.choice(self.settings).path is not None
+            lines.append(f"<p><i>{first_start_hint(with_model)}</i></p>")
         lines.append(
             "<p class='muted'>Enter sends · Shift+Enter new line · Esc stops · "
             "Ctrl+N new chat · Ctrl+W closes the source</p>"

@@ -27,15 +27,19 @@ if TYPE_CHECKING:
     from almanac.core.llm.base import Engine
     from almanac.core.llm.catalog import AddedModel
 
-__all__ = ["FIRST_START_HINT", "NO_MODEL_TEXT", "ModelController"]
+__all__ = ["NO_MODEL_TEXT", "ModelController", "first_start_hint"]
 
 NO_MODEL_TEXT = "No model: answers are the best passages."
-# True whenever it shows: the first start indexes the samples in the background, and the status
-# bar (not this text) says how far that has got.
-FIRST_START_HINT = (
-    "Ask about the sample documents below (the status bar shows their indexing), drop your own "
-    "files on this window, or add a model for written answers."
-)
+
+
+def first_start_hint(with_model: bool) -> str:
+    """What the first start suggests. True whenever it shows: the samples are indexed in the
+    background, and the status bar (not this text) says how far that has got; adding a model
+    is suggested only when there is none (the default model writes answers)."""
+    hint = "Ask about the sample documents below (the status bar shows their indexing)"
+    if with_model:
+        return f"{hint} or drop your own files on this window."
+    return f"{hint}, drop your own files on this window, or add a model for written answers."
 
 
 class ModelController(QObject):
@@ -102,7 +106,11 @@ class ModelController(QObject):
                 self.notice.emit(
                     f"Almanac's default model can't be used: {choice.problem}.", "model"
                 )
-            hint = FIRST_START_HINT if self.first_start else "Add a GGUF model for written answers."
+            hint = (
+                first_start_hint(with_model=False)
+                if self.first_start
+                else "Add a GGUF model for written answers."
+            )
             self.banner.emit(f"{NO_MODEL_TEXT} {hint}")
             self.status.emit("Sources-only")
         elif not self.failed:
