@@ -257,3 +257,37 @@ def test_cli_model_check(tiny_gguf, tmp_path) -> None:
         check=False,
     )
     assert any(e["quantization"] == "Q4_K_M" for e in json.loads(listing.stdout))
+
+
+def test_a_gemma_chat_goes_on_after_a_question_refused_without_the_model(
+    tiny_gguf, sample_index, embedder, tmp_path
+) -> None:
+    """The desktop chat with the default model's turn format: after a question that retrieval
+    refused (no answer of the model's in the history), the next question failed with "Gemma
+    turns must alternate". Real llama.cpp, the Gemma template, the app's chat session."""
+    from almanac.app.chat import ChatSession
+    from almanac.app.history import HistoryStore
+    from llm_fixtures import strip_chat_template
+
+    _, _, searcher = sample_index
+    bare = strip_chat_template(tiny_gguf, tmp_path / "bare.gguf")
+    gemma = LlamaCppEngine(bare, n_ctx=2048, threads=1, chat_format="gemma")
+    try:
+        assert gemma.info.chat_template == "gemma"
+        service = AnswerService(
+            searcher, embedder, gemma, config=AnswerConfig(max_tokens=40, temperature=0.0)
+        )
+        chat = ChatSession(HistoryStore(tmp_path / "history.sqlite3"))
+        refused = "What is a good recipe for sourdough bread?"
+        answers = []
+        for text in ("How do I reset my password?", refused, "How long is the reset link valid?"):
+            question = chat.ask(text)
+            answers.append(service.answer(question.text, question.prior))
+            chat.record_answer(question.conversation_id, answers[-1])
+        assert answers[1].mode is AnswerMode.NOT_FOUND and answers[1].tokens_generated == 0
+        # The history the third question came with ends on the refused question, unanswered...
+        assert (question.prior[-1].role, question.prior[-1].content) == ("user", refused)
+        # ... and the model was asked all the same (its prompt rendered) and wrote an answer.
+        assert answers[2].tokens_generated > 0
+    finally:
+        gemma.close()

@@ -169,3 +169,31 @@ def test_the_default_model_manifest_names_a_chat_format(tmp_path):
     assert found.chat_format == "gemma"
     with pytest.raises(DefaultModelError, match="chat_format"):
         resolve_default_model(_manifest(tmp_path / "c", chat_format="vicuna"))
+
+
+def test_a_question_left_unanswered_is_not_in_the_next_prompt():
+    """The chat keeps only the model's own answers: after a question refused by retrieval the
+    history holds two questions in a row, which Gemma's template refuses ("Could not answer:
+    Gemma turns must alternate" on the third question of a desktop chat). The prompt carries
+    each earlier question with its answer, and the unanswered one not at all."""
+    from almanac.core.answering.prompting import Source, answered_turns, build_messages
+    from almanac.core.llm.base import ChatMessage
+
+    history = [
+        ChatMessage("user", "How do I reset my password?"),
+        ChatMessage("assistant", "Use Forgot password on the sign-in screen [1]."),
+        ChatMessage("user", "Who won the 2018 World Cup?"),  # refused: nothing of the model's
+        ChatMessage("system", "a note no prompt should carry"),
+    ]
+    messages = build_messages("sys", [Source(1, "faq.md", "text")], history, "Is it free?")
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
+    assert "World Cup" not in "".join(m.content for m in messages)
+    prompt = _llama(GEMMA, [{"role": m.role, "content": m.content} for m in messages])
+    assert prompt.count("<start_of_turn>user") == 2 and "Is it free?" in prompt
+    # An answer with no question before it has nothing to pair with; a later question replaces
+    # one left unanswered.
+    assert answered_turns([ChatMessage("assistant", "orphan")]) == []
+    pairs = answered_turns(
+        [ChatMessage("user", "a"), ChatMessage("user", "b"), ChatMessage("assistant", "B")]
+    )
+    assert [m.content for m in pairs] == ["b", "B"]

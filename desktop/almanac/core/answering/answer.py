@@ -42,6 +42,7 @@ from almanac.core.answering.grounding import (
 from almanac.core.answering.prompting import (
     Neutralizer,
     Source,
+    answered_turns,
     build_messages,
     default_system_prompt,
     source_label,
@@ -249,7 +250,7 @@ class AnswerService:
         assert self.engine is not None
         max_tokens = answer_token_limit(question, self.config.max_tokens)
         sources = [self._source(i, hit) for i, hit in enumerate(result.hits, 1)]
-        messages, shown = self._fit(sources, list(history), question, max_tokens)
+        messages, shown = self._fit(sources, answered_turns(history), question, max_tokens)
         used = {s.number for s in shown}
         citations_all = {i: _citation(i, hit) for i, hit in enumerate(result.hits, 1) if i in used}
         checker = SupportChecker(
@@ -332,7 +333,7 @@ class AnswerService:
         clean = self.neutralizer
         messages = [
             ChatMessage("system", system),
-            *[ChatMessage(m.role, clean(m.content)) for m in history if m.role != "system"],
+            *[ChatMessage(m.role, clean(m.content)) for m in answered_turns(history)],
             ChatMessage("user", clean(question)),
         ]
         if on_token:

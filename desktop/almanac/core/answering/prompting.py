@@ -99,6 +99,24 @@ def render_sources(sources: Sequence[Source], neutralizer: Neutralizer | None = 
     return SOURCES_HEADER + "\n\n" + "\n\n".join(blocks)
 
 
+def answered_turns(history: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The earlier turns a prompt can carry: each question with the answer that followed it.
+
+    A question with no answer of the model's after it (refused before the model was asked,
+    stopped, failed: the front ends keep only the model's own answers) is left out, as are
+    system messages: two user turns in a row are an error in Gemma's template ("turns must
+    alternate") and would show the model a question it seems to have ignored."""
+    turns: list[ChatMessage] = []
+    question: ChatMessage | None = None
+    for message in history:
+        if message.role == "user":
+            question = message  # a later question replaces one left unanswered
+        elif message.role == "assistant" and question is not None:
+            turns += [question, message]
+            question = None
+    return turns
+
+
 def build_messages(
     system_prompt: str,
     sources: Sequence[Source],
@@ -111,6 +129,6 @@ def build_messages(
     system = f"{system_prompt.strip()}\n\n{render_sources(sources, clean)}"
     return [
         ChatMessage("system", system),
-        *[ChatMessage(m.role, clean(m.content)) for m in history if m.role != "system"],
+        *[ChatMessage(m.role, clean(m.content)) for m in answered_turns(history)],
         ChatMessage("user", clean(question.strip())),
     ]
