@@ -106,3 +106,23 @@ def test_asking_the_index_prints_nothing(store_with_words, capfd) -> None:
     assert store_with_words.contains_word("zeppelin") is False
     captured = capfd.readouterr()
     assert "warn" not in (captured.out + captured.err).lower()
+
+
+def test_codes_are_looked_up_by_the_term_the_index_keeps(tmp_path, embedder) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "errors.md").write_text(
+        "# Errors\n\nNW-418 means the certificate is not trusted. The TR-7L has 4G.\n",
+        encoding="utf-8",
+    )
+    store = Store(tmp_path / "kb", dim=embedder.dim, embedder_name=embedder.name)
+    Ingestor(store, embedder, Chunker(embedder.count_tokens, ChunkingConfig())).ingest([docs])
+    store.ensure_indexes()
+    searcher = Searcher(store, embedder)
+    try:
+        assert searcher.absent_codes("What do NW-418 and E-1042 mean on a TR-7L?") == ("E-1042",)
+        assert searcher.absent_codes("Is 1.5 GB enough for NW-418 logs?") == ()
+        assert store.contains_word("nw418") is True and store.contains_word("nw419") is False
+        assert store.contains_word("1042") is None  # a bare number matches too much to tell
+    finally:
+        searcher.close()

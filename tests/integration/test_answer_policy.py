@@ -304,3 +304,26 @@ def test_answer_length_by_question() -> None:
     assert answer_token_limit("What are the steps to set up SSO?", 320) == 320
     assert answer_token_limit("How long is the reset link valid?", 320) == SHORT_ANSWER_TOKENS
     assert answer_token_limit("Is there an Android app?", 100) == 100  # never above the cap
+
+
+# -- a question about a code no document has ----------------------------------------------------
+
+
+def test_a_code_no_document_mentions_is_refused_without_asking_the_model(
+    sample_searcher, embedder
+) -> None:
+    """The issue's first example: "What does error E-1042 mean?" (no such code in the sample
+    documents) retrieves passages about other error codes, and a small model explains one of
+    them as E-1042. The refusal says which code is missing and lists the passages instead."""
+    engine = ScriptedEngine("E-1042 means the client received a certificate it does not trust [1].")
+    service = _service(sample_searcher, embedder, engine)
+    streamed: list[str] = []
+    answer = service.answer("What does error E-1042 mean?", on_token=streamed.append)
+    assert engine.calls == []  # the model was never asked
+    assert answer.mode is AnswerMode.NOT_FOUND and answer.tokens_generated == 0
+    assert answer.text.startswith(f"{NOT_FOUND_TEXT} No document mentions E-1042.")
+    assert answer.citations and all(f"[{c.number}]" in answer.text for c in answer.citations)
+    assert "".join(streamed) == answer.text
+    # A code the documents have is answered as before.
+    answer = service.answer("What does error NW-418 mean?")
+    assert len(engine.calls) == 1 and "No document mentions" not in answer.text

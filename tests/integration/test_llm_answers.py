@@ -291,3 +291,12 @@ def test_a_gemma_chat_goes_on_after_a_question_refused_without_the_model(
         assert answers[2].tokens_generated > 0
     finally:
         gemma.close()
+
+
+def test_a_code_no_document_mentions_is_refused_without_generation(
+    engine, sample_index, embedder
+) -> None:
+    _, _, searcher = sample_index
+    answer = AnswerService(searcher, embedder, engine).answer("What does error E-1042 mean?")
+    assert answer.mode is AnswerMode.NOT_FOUND and answer.tokens_generated == 0
+    assert "No document mentions E-1042." in answer.text and answer.citations

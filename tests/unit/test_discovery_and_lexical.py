@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from almanac.core.records import SearchFilters
-from almanac.core.store.lexical import identifier_terms, with_identifier_terms
+from almanac.core.store.lexical import identifier_terms, named_codes, with_identifier_terms
 from almanac.core.store.store import filter_sql, sql_str
 from almanac.core.system.discovery import is_ignored_name, walk
 
@@ -56,6 +56,13 @@ def test_identifier_terms() -> None:
     assert identifier_terms(text) == ["v420", "v20250408", "nw611", "x8664"]
     assert with_identifier_terms("plain words") == "plain words"
     assert with_identifier_terms("error NW-102").endswith("\nnw102")
+
+
+def test_named_codes_have_a_letter_and_a_digit() -> None:
+    text = "Error E-1042 on a TR-7L (firmware 4.2.0, 1.5 GB, at 10:30, sign-in, x86_64) E-1042"
+    assert named_codes(text) == {"E-1042": "e1042", "TR-7L": "tr7l", "x86_64": "x8664"}
+    # The compact term is the one the index carries for the same text.
+    assert set(named_codes(text).values()) <= set(identifier_terms(text))
 
 
 def test_sql_strings_are_escaped() -> None:

@@ -14,6 +14,8 @@ small models lives here, once, for the desktop chat, ``ask``, ``ask --jsonl`` an
   to that passage before anyone sees it (one citing nothing stays unsupported), and a sentence
   that repeats a word of the question which no document contains is unsupported (see
   ``grounding``);
+- a question naming a code that no document contains ("What does error E-1042 mean?") is
+  refused before the model is asked, saying which code is missing;
 - a question is merged with the previous one only when retrieval shows it is a follow-up.
 """
 
@@ -197,6 +199,21 @@ class AnswerService:
         hits = result.hits
         if self.engine is None:
             return self._sources_only(question, query, hits, started, on_token)
+        unknown = self.searcher.absent_codes(question)
+        if unknown:
+            # "What does error E-1042 mean?" with no E-1042 in any document: the passages found
+            # are about other codes, and a small model explains one of them as if it were E-1042.
+            lead = f"{NOT_FOUND_TEXT} No document mentions {_listed(unknown)}."
+            numbers = list(range(1, len(hits) + 1))
+            return self._fixed(
+                question,
+                query,
+                _refusal_with_passages(lead, hits, numbers, self._label),
+                AnswerMode.NOT_FOUND,
+                tuple(_citation(i, hit) for i, hit in zip(numbers, hits, strict=True)),
+                started,
+                on_token,
+            )
         return self._generate(question, history, query, result, on_token, stop, started)
 
     def choose_query(
@@ -279,8 +296,7 @@ class AnswerService:
             # Nothing in it rests on a passage it cites: the user gets the refusal and the
             # passages the model was shown; the model's text only on request, labelled.
             shown_hits = [result.hits[n - 1] for n in sorted(used)]
-            listing = _passage_lines(shown_hits, sorted(used), self._label)
-            refusal = "\n".join([NOT_FOUND_TEXT, "", PASSAGES_INTRO, "", *listing])
+            refusal = _refusal_with_passages(NOT_FOUND_TEXT, shown_hits, sorted(used), self._label)
             streamer.emit_replacement(refusal)
             return Answer(
                 question=question,
@@ -482,6 +498,18 @@ def _withhold(text: str, cited: Sequence[int], unsupported: Sequence[str]) -> bo
         return True
     claims = [s for s in split_sentences(text) if NOT_FOUND_TEXT not in s and is_claim(s)]
     return bool(claims) and len(unsupported) >= len(claims)
+
+
+def _listed(items: Sequence[str]) -> str:
+    """The items in a sentence: "E-1042", "E-1042 or L-9", "A, B or C"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _refusal_with_passages(
+    lead: str, hits: Sequence[Hit], numbers: Sequence[int], label: Callable[[Hit], str]
+) -> str:
+    """The refusal, then the passages the user can read instead."""
+    return "\n".join([lead, "", PASSAGES_INTRO, "", *_passage_lines(hits, numbers, label)])
 
 
 def _passage_lines(

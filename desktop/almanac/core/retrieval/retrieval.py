@@ -25,6 +25,7 @@ import numpy as np
 
 from almanac.core.embedding.embedding import Embedder
 from almanac.core.records import Hit, SearchFilters, SearchResult
+from almanac.core.store.lexical import named_codes
 from almanac.core.store.store import Store, StoredChunk
 
 Fusion = Literal["convex", "rrf"]
@@ -102,6 +103,15 @@ class Searcher:
         """Of ``words``, those that no indexed document contains; a word the full-text index
         cannot answer for (a stop word, a code, no index yet) counts as present."""
         return frozenset(w for w in words if self.store.contains_word(w) is False)
+
+    def absent_codes(self, text: str) -> tuple[str, ...]:
+        """The codes ``text`` names ("E-1042", see ``lexical.named_codes``) that no indexed
+        document contains, as ``text`` writes them."""
+        return tuple(
+            raw
+            for raw, term in named_codes(text).items()
+            if self.store.contains_word(term) is False
+        )
 
     def search(
         self,

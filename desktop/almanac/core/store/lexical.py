@@ -33,3 +33,16 @@ def identifier_terms(text: str) -> list[str]:
 def with_identifier_terms(text: str, extra: Iterable[str] = ()) -> str:
     terms = [*identifier_terms(text), *extra]
     return f"{text}\n{' '.join(terms)}" if terms else text
+
+
+def named_codes(text: str) -> dict[str, str]:
+    """The codes ``text`` names ("E-1042", "TR-7L", "NW-611": identifiers with a letter and a
+    digit), each as written mapped to its compact term, in order of first appearance. Numbers
+    with a point or a colon ("1.5 GB", "10:30", "4.2.0") are not codes: a question may ask about
+    a size or a time that no document writes out and still be answerable."""
+    codes: dict[str, str] = {}
+    for match in _IDENTIFIER.finditer(text):
+        raw = match.group(0)
+        if any(ch.isdigit() for ch in raw) and any(ch.isalpha() for ch in raw):
+            codes.setdefault(raw, _SEPARATORS.sub("", raw).lower())
+    return codes

@@ -617,15 +617,18 @@ class Store:
 
     def contains_word(self, word: str) -> bool | None:
         """Whether any chunk (its text or headings) has ``word``, as the full-text index's own
-        stemming sees it ("cables" finds "cable"); None when there is no full-text index to ask
-        or the word is one the index drops (a stop word, digits or punctuation)."""
+        stemming sees it ("cables" finds "cable"), or a code's compact term ("e1042" for
+        "E-1042", see ``lexical``); None when there is no full-text index to ask or the word is
+        one the index drops or can't tell apart (a stop word, a bare number, punctuation)."""
         word = word.strip().lower()
-        if (
-            not word.isalpha()
-            or len(word) < 3
-            or word in FTS_STOP_WORDS
-            or not self._has_fts_index()
-        ):
+        plain = word.isalpha() and len(word) >= 3 and word not in FTS_STOP_WORDS
+        code = (
+            word.isascii()
+            and word.isalnum()
+            and any(ch.isdigit() for ch in word)
+            and any(ch.isalpha() for ch in word)
+        )
+        if not (plain or code) or not self._has_fts_index():
             return None
         found = (
             self._chunks.search(word, query_type="fts", fts_columns="search_text")
