@@ -204,13 +204,13 @@ class AnswerService:
             # "What does error E-1042 mean?" with no E-1042 in any document: the passages found
             # are about other codes, and a small model explains one of them as if it were E-1042.
             lead = f"{NOT_FOUND_TEXT} No document mentions {_listed(unknown)}."
-            numbers = list(range(1, len(hits) + 1))
+            numbers = range(1, len(hits) + 1)
             return self._fixed(
                 question,
                 query,
                 _refusal_with_passages(lead, hits, numbers, self._label),
                 AnswerMode.NOT_FOUND,
-                tuple(_citation(i, hit) for i, hit in zip(numbers, hits, strict=True)),
+                tuple(_citation(i, hit) for i, hit in enumerate(hits, 1)),
                 started,
                 on_token,
             )

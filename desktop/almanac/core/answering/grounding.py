@@ -103,7 +103,11 @@ def content_words(text: str) -> set[str]:
 def is_claim(sentence: str) -> bool:
     """A sentence that states something checkable: two or more content words ("Thanks!", a
     heading or a list number are not)."""
-    return len(content_words(sentence)) >= 2
+    return _is_claim(content_words(sentence))
+
+
+def _is_claim(words: set[str]) -> bool:
+    return len(words) >= 2
 
 
 class SupportChecker:
@@ -140,9 +144,9 @@ class SupportChecker:
         checks: list[tuple[str, str, set[str], list[int]]] = []
         unsupported: list[str] = []
         for sentence in sentences:
-            if not is_claim(sentence):
-                continue
             words = content_words(sentence)
+            if not _is_claim(words):
+                continue
             cited = [n for n in marker_numbers(sentence) if n in self.passages]
             if not cited or words & self.absent_terms:
                 unsupported.append(sentence)
